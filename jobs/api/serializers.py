@@ -1,0 +1,137 @@
+"""Input and output shapes of the jobs API (Compileo's field names, plus ours)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from jobs.models import Job, JobEvent
+
+
+class StrictSerializer(serializers.Serializer):
+    """Unknown fields are an error, not silently dropped."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class ParamsField(serializers.JSONField):
+    """A JSON object, or (in a multipart form) a string holding one."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                self.fail("invalid")
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        return super().to_internal_value(data)
+
+
+class JobCreateSerializer(StrictSerializer):
+    type = serializers.CharField(max_length=200)
+    params = ParamsField(required=False, default=dict)
+    priority = serializers.IntegerField(required=False, min_value=0, max_value=9)
+    max_retries = serializers.IntegerField(required=False, min_value=0, max_value=25)
+    run_at = serializers.DateTimeField(required=False, allow_null=True)
+    callback_url = serializers.URLField(
+        required=False, allow_blank=True, max_length=2000, help_text="Delivery: a later release."
+    )
+    file = serializers.FileField(required=False, allow_empty_file=False, max_length=255)
+
+    def validate_callback_url(self, value: str) -> str:
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("must be an http or https URL")
+        return value
+
+
+class JobErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class JobSerializer(serializers.ModelSerializer):
+    job_id = serializers.UUIDField(source="id", read_only=True)
+    error = serializers.SerializerMethodField()
+    error_message = serializers.SerializerMethodField()
+    duration = serializers.FloatField(read_only=True, allow_null=True)
+    cancel_requested = serializers.SerializerMethodField()
+    has_file = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "job_id",
+            "id",
+            "type",
+            "status",
+            "progress",
+            "current_step",
+            "result",
+            "error",
+            "error_message",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "updated_at",
+            "attempts",
+            "max_retries",
+            "duration",
+            "params",
+            "priority",
+            "queue",
+            "run_at",
+            "next_retry_at",
+            "cancel_requested",
+            "callback_url",
+            "has_file",
+        ]
+        read_only_fields = fields
+
+    def get_error(self, job: Job) -> dict[str, str] | None:
+        if not job.error_code:
+            return None
+        return {"code": job.error_code, "message": job.error_message}
+
+    get_error.output_field = JobErrorSerializer(allow_null=True)  # type: ignore[attr-defined]
+
+    def get_error_message(self, job: Job) -> str | None:
+        """Hebbrix's clients read ``error_message``."""
+        return job.error_message or None
+
+    def get_cancel_requested(self, job: Job) -> bool:
+        return job.cancel_requested_at is not None
+
+    def get_has_file(self, job: Job) -> bool:
+        return bool(job.input_file)
+
+
+class JobActionSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    job = JobSerializer()
+
+
+class JobEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobEvent
+        fields = ["id", "at", "kind", "from_status", "to_status", "actor", "reason", "attempt", "data"]
+        read_only_fields = fields
+
+
+class JobTypeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    queue = serializers.CharField()
+    max_retries = serializers.IntegerField()
+    time_limit = serializers.IntegerField()
+    accepts_file = serializers.BooleanField()
+    params_schema = serializers.DictField()
+    example = serializers.DictField()
+

@@ -1,0 +1,185 @@
+"""Job endpoints: validate, call one service or selector, serialize."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import registry, selectors, services
+from jobs.api.filters import JobFilter, NewestFirst, OldestFirst
+from jobs.api.serializers import (
+    JobActionSerializer,
+    JobCreateSerializer,
+    JobEventSerializer,
+    JobSerializer,
+    JobTypeSerializer,
+)
+from jobs.auth import actor_for
+from jobs.models import JobStatus
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Replaying the same key with the same body returns the original job; "
+    "with a different body, a 422.",
+)
+JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+def _job_response(job, *, status: int = 200, headers=None) -> Response:
+    return Response(JobSerializer(job).data, status=status, headers=headers)
+
+
+class JobListCreateApi(APIView):
+    @extend_schema(
+        operation_id="jobs_list",
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, description="e.g. running,failed"),
+            OpenApiParameter("type", OpenApiTypes.STR),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+            OpenApiParameter("cursor", OpenApiTypes.STR),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1-500, default 50"),
+        ],
+        responses=JobSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        filterset = JobFilter(request.query_params, queryset=selectors.job_list(owner=request.user))
+        if not filterset.is_valid():
+            raise exceptions.ValidationError(filterset.errors)
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(filterset.qs, request, view=self)
+        return paginator.get_paginated_response(JobSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="jobs_create",
+        request={
+            "application/json": JobCreateSerializer,
+            "multipart/form-data": JobCreateSerializer,
+        },
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={202: JobSerializer},
+        examples=[
+            OpenApiExample(
+                "An echo job",
+                value={"type": "echo", "params": {"duration_s": 3, "steps": 6, "payload": "hi"}},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = JobCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > settings.JOBSITE_IDEMPOTENCY_KEY_MAX:
+            raise exceptions.ValidationError({"Idempotency-Key": ["at most 255 characters"]})
+        upload = data.get("file")
+        fingerprint = services.request_fingerprint(
+            {
+                **{name: value for name, value in data.items() if name != "file"},
+                "file": [upload.name, upload.size] if upload else None,
+            }
+        )
+        job, created = services.job_create(
+            owner=request.user,
+            job_type=data["type"],
+            params=data.get("params", {}),
+            actor=actor_for(request),
+            priority=data.get("priority"),
+            max_retries=data.get("max_retries"),
+            run_at=data.get("run_at"),
+            idempotency_key=key,
+            fingerprint=fingerprint,
+            callback_url=data.get("callback_url", ""),
+            input_file=upload,
+        )
+        headers = {"Location": f"/api/v1/jobs/{job.pk}/"}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return _job_response(job, status=202, headers=headers)
+
+
+class JobDetailApi(APIView):
+    @extend_schema(operation_id="jobs_retrieve", parameters=[JOB_ID], responses=JobSerializer)
+    def get(self, request: Request, job_id: str) -> Response:
+        return _job_response(selectors.job_get(owner=request.user, job_id=job_id))
+
+
+class JobCancelApi(APIView):
+    @extend_schema(
+        operation_id="jobs_cancel",
+        parameters=[JOB_ID],
+        request=None,
+        responses={200: JobActionSerializer, 202: JobActionSerializer},
+        description="A waiting job is cancelled at once (200). A running job is asked to "
+        "stop at its next progress call, or terminated after a grace period (202).",
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = selectors.job_get(owner=request.user, job_id=job_id)
+        status = services.job_cancel(job, actor=actor_for(request))
+        job.refresh_from_db()
+        if status == JobStatus.CANCELLED:
+            message, code = f"Job {job.pk} cancelled successfully", 200
+        else:
+            message, code = f"Job {job.pk} is stopping: cancel requested", 202
+        return Response({"message": message, "job": JobSerializer(job).data}, status=code)
+
+
+class JobRestartApi(APIView):
+    @extend_schema(
+        operation_id="jobs_restart",
+        parameters=[JOB_ID],
+        request=None,
+        responses=JobActionSerializer,
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = selectors.job_get(owner=request.user, job_id=job_id)
+        services.job_restart(job, actor=actor_for(request))
+        return Response(
+            {"message": f"Job {job.pk} restarted successfully", "job": JobSerializer(job).data}
+        )
+
+
+class JobEventsApi(APIView):
+    @extend_schema(
+        operation_id="jobs_events",
+        parameters=[JOB_ID, OpenApiParameter("cursor", OpenApiTypes.STR)],
+        responses=JobEventSerializer(many=True),
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        job = selectors.job_get(owner=request.user, job_id=job_id)
+        paginator = OldestFirst()
+        page = paginator.paginate_queryset(selectors.job_events(job=job), request, view=self)
+        return paginator.get_paginated_response(JobEventSerializer(page, many=True).data)
+
+
+class QueueStatsApi(APIView):
+    @extend_schema(operation_id="jobs_queue_stats", responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        return Response(selectors.queue_stats(user=request.user))
+
+
+class JobTypesApi(APIView):
+    @extend_schema(operation_id="job_types_list", responses=JobTypeSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        types = [
+            {
+                "name": jt.name,
+                "description": jt.description,
+                "queue": jt.queue,
+                "max_retries": jt.max_retries,
+                "time_limit": jt.time_limit,
+                "accepts_file": jt.accepts_file,
+                "params_schema": jt.params_schema(),
+                "example": jt.example,
+            }
+            for jt in registry.public_types()
+        ]
+        return Response(JobTypeSerializer(types, many=True).data)

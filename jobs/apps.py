@@ -1,0 +1,12 @@
+"""App config: connects the Celery signal handlers once Django is ready."""
+
+from django.apps import AppConfig
+
+
+class JobsConfig(AppConfig):
+    name = "jobs"
+    verbose_name = "Jobs"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from jobs import signals  # noqa: F401  (connects the Celery signal handlers)

@@ -1,0 +1,165 @@
+"""The Job row (the truth about every job), its event log, and API keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class Job(models.Model):
+    """One unit of background work. Workers, API and admin all read and write this row;
+    every status change goes through ``jobs.services`` as a conditional UPDATE."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=200)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING
+    )
+    progress = models.FloatField(default=0.0)
+    current_step = models.CharField(max_length=255, blank=True, default="")
+    result = models.JSONField(null=True, blank=True)
+    # The error clients see: a machine-readable code and a clear message.
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    # For operators only (admin); never sent through the API.
+    error_traceback = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    max_retries = models.PositiveIntegerField(default=3)
+    # 0 (lowest) to 9 (most urgent).
+    priority = models.PositiveSmallIntegerField(default=5)
+    queue = models.CharField(max_length=32, default="default")
+    time_limit = models.PositiveIntegerField(default=600, help_text="Seconds per attempt.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="jobs",
+    )
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    callback_url = models.URLField(max_length=2000, blank=True, default="")
+    input_file = models.FileField(upload_to="uploads/%Y/%m/%d/", blank=True, default="")
+    celery_task_id = models.CharField(max_length=64, blank=True, default="")
+    worker = models.CharField(max_length=255, blank=True, default="")
+    run_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When a message for this job was last published (or is due, for a countdown).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The API list and its filters, always scoped to one owner.
+            models.Index(fields=["owner", "-created_at"], name="job_owner_created"),
+            models.Index(fields=["owner", "status", "-created_at"], name="job_owner_status"),
+            models.Index(fields=["owner", "type", "-created_at"], name="job_owner_type"),
+            # The sweeper: due scheduled jobs, due retries, stale heartbeats, the purge.
+            models.Index(fields=["status", "run_at"], name="job_status_run_at"),
+            models.Index(fields=["status", "next_retry_at"], name="job_status_retry_at"),
+            models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
+            models.Index(fields=["status", "created_at"], name="job_status_created"),
+            models.Index(fields=["status", "completed_at"], name="job_status_completed"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="job_unique_idempotency_key",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0) & models.Q(progress__lte=100),
+                name="job_progress_0_100",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the first start to the end (or to now while it runs)."""
+        if not self.started_at:
+            return None
+        end = self.completed_at or timezone.now()
+        return round((end - self.started_at).total_seconds(), 3)
+
+
+class JobEvent(models.Model):
+    """Append-only: every transition and notable step, who caused it and why."""
+
+    class Kind(models.TextChoices):
+        TRANSITION = "transition"
+        CANCEL_REQUESTED = "cancel_requested"
+        NOTE = "note"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TRANSITION)
+    from_status = models.CharField(max_length=16, blank=True, default="")
+    to_status = models.CharField(max_length=16, blank=True, default="")
+    # "api_key:<prefix>", "user:<username>", or "system:<component>".
+    actor = models.CharField(max_length=200)
+    reason = models.TextField(blank=True, default="")
+    attempt = models.PositiveIntegerField(default=0)
+    data = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["job", "id"], name="jobevent_job_id")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}: {self.from_status}→{self.to_status} by {self.actor}"
+
+
+class ApiKey(models.Model):
+    """A user's API key. Only a SHA-256 hash of the key is stored; the key is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100, blank=True, default="")
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed_key = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"jsk_{self.prefix}… ({self.user})"
+
+    @property
+    def is_active(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -1,0 +1,173 @@
+"""The job-type registry: what each job type runs, what it accepts, where and how long.
+
+Pipelines register themselves with ``@register("name", params=Model, ...)``. Functions
+decorated with Django's ``@task`` (or ``jobs.background``) become job types named by
+their module path the first time a worker or the task backend meets them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from jobs.errors import InvalidInput, UnknownJobType
+from jobs.queues import Queue
+
+if TYPE_CHECKING:
+    from jobs.runtime import Progress
+
+Runner = Callable[[dict[str, Any], "Progress"], Any]
+
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_TIME_LIMIT = 600
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    run: Runner
+    params_model: type[BaseModel] | None = None
+    queue: str = Queue.DEFAULT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    time_limit: int = DEFAULT_TIME_LIMIT
+    accepts_file: bool = False
+    # Creatable through the REST API (Django task functions are enqueued from code only).
+    public: bool = True
+    description: str = ""
+    example: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, params: Any) -> dict[str, Any]:
+        return validate_params(self.params_model, params, self.name)
+
+    def params_schema(self) -> dict[str, Any]:
+        if self.params_model is None:
+            return {"type": "object"}
+        return self.params_model.model_json_schema()
+
+
+def validate_params(model: type[BaseModel] | None, params: Any, type_name: str) -> dict[str, Any]:
+    """Check params against a schema; the error names each bad field."""
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise InvalidInput("params must be a JSON object", details={"params": ["not an object"]})
+    if model is None:
+        return params
+    try:
+        value = model.model_validate(params)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"Invalid params for job type '{type_name}'", details=pydantic_errors(exc)
+        ) from None
+    return value.model_dump(mode="json")
+
+
+def pydantic_errors(exc: ValidationError) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in ("params", *err["loc"]))
+        errors.setdefault(loc, []).append(err["msg"])
+    return errors
+
+
+_types: dict[str, JobType] = {}
+
+
+def register(
+    name: str,
+    *,
+    params: type[BaseModel] | None = None,
+    queue: str = Queue.DEFAULT,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    time_limit: int = DEFAULT_TIME_LIMIT,
+    accepts_file: bool = False,
+    description: str = "",
+    example: dict[str, Any] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a pipeline ``func(params, progress) -> result`` as a public job type."""
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        def run(raw: dict[str, Any], progress: Progress) -> Any:
+            value = params.model_validate(raw) if params else raw
+            return func(value, progress)
+
+        add(
+            JobType(
+                name=name,
+                run=run,
+                params_model=params,
+                queue=queue,
+                max_retries=max_retries,
+                time_limit=time_limit,
+                accepts_file=accepts_file,
+                description=description or (func.__doc__ or "").strip().splitlines()[0],
+                example=example or {},
+            )
+        )
+        return func
+
+    return decorator
+
+
+def add(job_type: JobType) -> None:
+    if job_type.queue not in Queue.values:
+        raise ValueError(f"Job type {job_type.name!r}: unknown queue {job_type.queue!r}")
+    _types[job_type.name] = job_type
+
+
+def get(name: str, *, public_only: bool = False) -> JobType:
+    """The job type called ``name``; unknown or non-public names raise ``UnknownJobType``."""
+    job_type = _types.get(name)
+    if job_type is None and not public_only:
+        job_type = _load_task_type(name)
+    if job_type is None or (public_only and not job_type.public):
+        raise UnknownJobType(
+            f"Unknown job type '{name}'",
+            details={"type": [f"must be one of: {', '.join(sorted(public_names()))}"]},
+        )
+    return job_type
+
+
+def public_names() -> list[str]:
+    return [name for name, jt in _types.items() if jt.public]
+
+
+def public_types() -> list[JobType]:
+    return [jt for jt in _types.values() if jt.public]
+
+
+def _load_task_type(module_path: str) -> JobType | None:
+    """A Django Task named by its module path (rows are only written by server code)."""
+    from django.utils.module_loading import import_string
+    from django_tasks.base import Task
+
+    try:
+        task = import_string(module_path)
+    except ImportError:
+        return None
+    if not isinstance(task, Task):
+        return None
+    return _types.get(module_path) or task_type(task)
+
+
+def task_type(task: Any, **options: Any) -> JobType:
+    """Build (and remember) the job type for a Django ``Task``."""
+    from jobs.taskbackend import run_task
+
+    existing = _types.get(task.module_path)
+    if existing is not None and not options:
+        return existing
+    job_type = JobType(
+        name=task.module_path,
+        run=lambda raw, progress: run_task(task, raw, progress),
+        queue=options.get("queue", task.queue_name),
+        max_retries=options.get("max_retries", DEFAULT_MAX_RETRIES),
+        time_limit=options.get("time_limit", DEFAULT_TIME_LIMIT),
+        public=False,
+        description=(task.func.__doc__ or "").strip(),
+    )
+    _types[job_type.name] = job_type
+    return job_type

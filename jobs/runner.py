@@ -1,0 +1,40 @@
+"""One attempt of one job, as a worker runs it: claim, run the pipeline, hand back."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from jobs import registry, runtime, services
+from jobs.errors import JobError, UnknownJobType
+
+log = logging.getLogger(__name__)
+
+
+def run_attempt(request: Any, job_id: str) -> Any:
+    """Run the job if this message may (the claim), else return None quietly.
+
+    Completion and failure are written by the Celery signal handlers (``jobs.signals``),
+    which also see the failures that never reach this frame: a killed process, a hard
+    time limit. ``request.jobsite_attempt`` tells them an attempt really ran.
+    """
+    worker = f"{request.hostname or 'worker'}:{os.getpid()}"
+    job = services.job_claim(job_id, task_id=request.id, worker=worker)
+    if job is None:
+        return None
+    request.jobsite_attempt = job.attempts
+    try:
+        job_type = registry.get(job.type)
+    except UnknownJobType:
+        raise JobError(
+            f"Job type '{job.type}' is not known to this worker", code="unknown_job_type"
+        ) from None
+    reporter = runtime.Progress(
+        job_id=job.pk,
+        attempt=job.attempts,
+        task_id=request.id,
+        input_path=job.input_file.path if job.input_file else None,
+    )
+    with runtime.activate(reporter):
+        return job_type.run(job.params, reporter)

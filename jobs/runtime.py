@@ -1,0 +1,166 @@
+"""What a running job holds: its progress reporter and the worker-side heartbeat.
+
+``progress(percent, step)`` is cheap enough to call per page or per chunk: calls closer
+together than ``JOBSITE_PROGRESS_MIN_INTERVAL`` only update memory, and one background
+thread per worker process flushes the last value, beats the heartbeat and notices a
+cancel request. The progress call is where the job learns it must stop: it raises
+``JobCancelled`` (or ``AttemptLost`` when the reaper gave the job to another attempt).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from jobs.errors import JobError
+
+log = logging.getLogger(__name__)
+
+_current: ContextVar[Progress | None] = ContextVar("jobsite_progress", default=None)
+
+
+class Progress:
+    """The reporter handed to a pipeline: ``progress(42, "page 42 of 100")``."""
+
+    def __init__(
+        self, *, job_id: Any, attempt: int, task_id: str, input_path: str | None = None
+    ) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.task_id = task_id
+        self.input_path = input_path
+        self.percent = 0.0
+        self.step: str | None = None
+        self._pending = False
+        self._last_write = time.monotonic()
+        self._stop: JobError | None = None
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    def __call__(self, percent: float, step: str | None = None) -> None:
+        self.check()
+        value = float(percent)
+        if math.isnan(value):
+            raise ValueError("progress percent must be a number")
+        with self._lock:
+            self.percent = max(0.0, min(100.0, value))
+            if step is not None:
+                self.step = str(step)
+            self._pending = True
+        if time.monotonic() - self._last_write >= settings.JOBSITE_PROGRESS_MIN_INTERVAL:
+            self.flush()
+        self.check()
+
+    def check(self) -> None:
+        """Raise if the job must stop (cancelled, or no longer this attempt's)."""
+        if self._stop is not None:
+            raise self._stop
+
+    def note(self, message: str, data: Any = None) -> None:
+        """Record a notable step in the job's event log (not for every page)."""
+        from jobs.services import job_note
+
+        job_note(self.job_id, actor="system:worker", message=message, attempt=self.attempt, data=data)
+
+    def flush(self) -> None:
+        """Write the latest progress (or just the heartbeat) in one conditional UPDATE."""
+        from jobs import services
+
+        with self._write_lock:
+            with self._lock:
+                pending, self._pending = self._pending, False
+                percent, step = self.percent, self.step
+            self._last_write = time.monotonic()
+            if pending:
+                alive = services.job_record_progress(self.job_id, self.task_id, percent, step)
+            else:
+                alive = services.job_heartbeat(self.job_id, self.task_id)
+            if not alive and self._stop is None:
+                self._stop = services.attempt_stop_reason(self.job_id, self.task_id)
+
+    def due(self, now: float) -> bool:
+        since = now - self._last_write
+        if self._pending:
+            return since >= settings.JOBSITE_PROGRESS_MIN_INTERVAL
+        return since >= settings.JOBSITE_HEARTBEAT_INTERVAL
+
+
+class _Heartbeat(threading.Thread):
+    """One daemon thread per worker process for every job running in it."""
+
+    def __init__(self) -> None:
+        super().__init__(name="jobsite-heartbeat", daemon=True)
+        self.active: set[Progress] = set()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        tick = max(
+            0.02,
+            min(settings.JOBSITE_PROGRESS_MIN_INTERVAL, settings.JOBSITE_HEARTBEAT_INTERVAL) / 2,
+        )
+        while True:
+            time.sleep(tick)
+            with self.lock:
+                running = list(self.active)
+            now = time.monotonic()
+            for reporter in running:
+                if reporter.due(now):
+                    try:
+                        reporter.flush()
+                    except Exception as exc:  # the database blipped: try again next tick
+                        log.warning("Heartbeat for job %s failed: %s", reporter.job_id, exc)
+                        connection.close()
+
+
+_heartbeat: _Heartbeat | None = None
+_heartbeat_pid: int | None = None
+_heartbeat_guard = threading.Lock()
+
+
+def _heartbeat_thread() -> _Heartbeat:
+    """The process's heartbeat thread, started on first use (after any fork)."""
+    global _heartbeat, _heartbeat_pid
+    import os
+
+    with _heartbeat_guard:
+        if _heartbeat is None or _heartbeat_pid != os.getpid() or not _heartbeat.is_alive():
+            _heartbeat = _Heartbeat()
+            _heartbeat_pid = os.getpid()
+            _heartbeat.start()
+        return _heartbeat
+
+
+@contextlib.contextmanager
+def activate(reporter: Progress) -> Iterator[Progress]:
+    """Make ``reporter`` the current job's for the duration of one attempt."""
+    beat = _heartbeat_thread()
+    with beat.lock:
+        beat.active.add(reporter)
+    token = _current.set(reporter)
+    try:
+        yield reporter
+    finally:
+        _current.reset(token)
+        with beat.lock:
+            beat.active.discard(reporter)
+
+
+def current() -> Progress | None:
+    return _current.get()
+
+
+def progress(percent: float, step: str | None = None) -> None:
+    """Report progress from code running as a job; outside a job it does nothing, so the
+    same function can be called directly (in tests, or in a shell)."""
+    reporter = _current.get()
+    if reporter is not None:
+        reporter(percent, step)

@@ -1,0 +1,109 @@
+"""Reads: what a caller may see of jobs, and the queue's health."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psutil
+from django.core.cache import cache
+from django.db.models import Count, Min, QuerySet
+from django.utils import timezone
+
+from jobs.broker import queue_depths
+from jobs.errors import NotFound
+from jobs.models import Job, JobEvent, JobStatus
+from jobs.queues import ALL_QUEUES
+from jobsite.celery import app
+
+WORKERS_CACHE_KEY = "jobsite:active-workers"
+WORKERS_CACHE_SECONDS = 5
+
+
+def job_list(*, owner: Any) -> QuerySet[Job]:
+    return Job.objects.filter(owner=owner)
+
+
+def job_get(*, owner: Any, job_id: Any) -> Job:
+    """The caller's job, or NotFound: another owner's job does not exist for them."""
+    try:
+        pk = uuid.UUID(str(job_id))
+    except ValueError:
+        raise NotFound("Job not found") from None
+    job = Job.objects.filter(pk=pk, owner=owner).first()
+    if job is None:
+        raise NotFound("Job not found")
+    return job
+
+
+def job_events(*, job: Job) -> QuerySet[JobEvent]:
+    return job.events.order_by("id")
+
+
+def active_workers() -> int | None:
+    """Workers answering a ping, cached so a storm of stats calls costs workers nothing."""
+    try:
+        cached = cache.get(WORKERS_CACHE_KEY)
+    except Exception:
+        cached = None
+    if cached is not None:
+        return cached
+    try:
+        replies = app.control.ping(timeout=0.5) or []
+    except Exception:
+        return None
+    count = len(replies)
+    try:
+        cache.set(WORKERS_CACHE_KEY, count, WORKERS_CACHE_SECONDS)
+    except Exception:
+        pass
+    return count
+
+
+def queue_stats(*, user: Any) -> dict[str, Any]:
+    """Counts by status (the caller's own jobs; staff see all), broker depth per queue,
+    the age of the oldest pending job per queue, and worker and host facts."""
+    jobs = Job.objects.all() if user.is_staff else Job.objects.filter(owner=user)
+    counts = {row["status"]: row["n"] for row in jobs.values("status").annotate(n=Count("pk"))}
+    now = timezone.now()
+    oldest = {
+        row["queue"]: round((now - row["oldest"]).total_seconds(), 3)
+        for row in jobs.filter(status=JobStatus.PENDING)
+        .values("queue")
+        .annotate(oldest=Min("created_at"))
+    }
+    depths = queue_depths(list(ALL_QUEUES))
+    workers = active_workers()
+    reasons = []
+    if depths is None:
+        reasons.append("broker unreachable")
+    if workers == 0:
+        reasons.append("no worker answers")
+    stale = [queue for queue, age in oldest.items() if age > 300]
+    if stale:
+        reasons.append(f"jobs waiting over 5 minutes in: {', '.join(sorted(stale))}")
+    status = "unhealthy" if depths is None or workers == 0 else "degraded" if reasons else "healthy"
+    cpu = psutil.cpu_percent(interval=None)
+    memory = psutil.Process().memory_info().rss / (1024 * 1024)
+    return {
+        **{f"{s}_jobs": counts.get(s, 0) for s in JobStatus.values},
+        "total_jobs": sum(counts.values()),
+        "queue_type": app.connection_for_read().transport_cls,
+        "cache_size": sum((depths or {}).values()),
+        "cpu_usage_percent": cpu,
+        "memory_usage_mb": round(memory, 1),
+        "active_workers": workers,
+        "queues": {
+            queue: {
+                "depth": None if depths is None else depths.get(queue, 0),
+                "oldest_pending_age_s": oldest.get(queue),
+            }
+            for queue in ALL_QUEUES
+        },
+        "queue_health": {
+            "status": status,
+            "reasons": reasons,
+            "resource_utilization": "high" if cpu > 90 else "optimal",
+            "limit_enforcement": "active",
+        },
+    }

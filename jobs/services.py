@@ -1,0 +1,528 @@
+"""Every write to a Job: create, claim, progress, complete, fail, retry, cancel, restart.
+
+Each status change is a compare-and-swap: ``UPDATE ... WHERE id = %s AND status =
+<the status we saw>`` plus, where it matters, the Celery task id of the attempt, and
+the event is written in the same transaction. ``jobs.transitions`` says which changes
+are allowed; nothing else writes ``Job.status``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from billiard.exceptions import WorkerLostError
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from django.conf import settings
+from django.core.files import File
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs import registry
+from jobs.errors import (
+    AttemptLost,
+    Conflict,
+    IdempotencyMismatch,
+    InvalidInput,
+    JobCancelled,
+    JobError,
+)
+from jobs.models import ApiKey, Job, JobEvent, JobStatus
+from jobs.publish import publish_job, publish_on_commit
+from jobs.transitions import WAITING, can_transition
+
+log = logging.getLogger(__name__)
+
+S = JobStatus
+
+
+# --- the one write path for status ------------------------------------------------------
+
+
+def _transition(
+    job_id: Any,
+    from_status: str,
+    to_status: str,
+    *,
+    actor: str,
+    reason: str,
+    fields: dict[str, Any] | None = None,
+    where: Q | None = None,
+    attempt: int = 0,
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """Move a job from ``from_status`` to ``to_status`` if, and only if, it is still there.
+
+    Returns False when another writer got there first; the event is written only with
+    the change it describes.
+    """
+    if not can_transition(from_status, to_status):
+        raise ValueError(f"transition {from_status} -> {to_status} is not allowed")
+    now = timezone.now()
+    values = {"status": to_status, "updated_at": now, **(fields or {})}
+    query = Job.objects.filter(pk=job_id, status=from_status)
+    if where is not None:
+        query = query.filter(where)
+    with transaction.atomic():
+        if not query.update(**values):
+            return False
+        JobEvent.objects.create(
+            job_id=job_id,
+            at=now,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            reason=reason,
+            attempt=attempt,
+            data=data,
+        )
+    return True
+
+
+def _event(
+    job_id: Any, *, kind: str, actor: str, reason: str, attempt: int = 0, data: Any = None
+) -> None:
+    JobEvent.objects.create(
+        job_id=job_id, kind=kind, actor=actor, reason=reason, attempt=attempt, data=data
+    )
+
+
+# --- create -------------------------------------------------------------------------------
+
+
+def request_fingerprint(payload: Any) -> str:
+    """A stable hash of a create request, to tell a replay from a different request."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _idempotent_match(owner: Any, key: str, fingerprint: str) -> Job | None:
+    existing = Job.objects.filter(owner=owner, idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.request_fingerprint != fingerprint:
+        raise IdempotencyMismatch(
+            "This Idempotency-Key was already used with a different request",
+            details={"job_id": str(existing.pk)},
+        )
+    return existing
+
+
+def job_create(
+    *,
+    owner: Any,
+    job_type: str,
+    params: Any,
+    actor: str,
+    priority: int | None = None,
+    max_retries: int | None = None,
+    run_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    callback_url: str = "",
+    input_file: File | None = None,
+    public_only: bool = True,
+    queue: str | None = None,
+) -> tuple[Job, bool]:
+    """Write the Job row and its first event, then publish after commit.
+
+    Returns ``(job, created)``; ``created`` is False when an ``idempotency_key`` replays an
+    earlier identical request.
+    """
+    jtype = registry.get(job_type, public_only=public_only)
+    clean = jtype.validate(params)
+    if input_file is not None and not jtype.accepts_file:
+        raise InvalidInput(
+            f"Job type '{jtype.name}' does not take a file",
+            details={"file": ["not accepted by this job type"]},
+        )
+    if idempotency_key and (found := _idempotent_match(owner, idempotency_key, fingerprint)):
+        return found, False
+
+    now = timezone.now()
+    scheduled = run_at is not None and run_at > now
+    job = Job(
+        type=jtype.name,
+        params=clean,
+        status=S.SCHEDULED if scheduled else S.PENDING,
+        priority=5 if priority is None else priority,
+        max_retries=jtype.max_retries if max_retries is None else max_retries,
+        queue=queue or jtype.queue,
+        time_limit=jtype.time_limit,
+        owner=owner,
+        idempotency_key=idempotency_key or None,
+        request_fingerprint=fingerprint,
+        callback_url=callback_url or "",
+        run_at=run_at,
+        created_at=now,
+        updated_at=now,
+    )
+    if input_file is not None:
+        job.input_file = input_file
+    reason = f"created; runs at {run_at.isoformat()}" if scheduled else "created"
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+            JobEvent.objects.create(job=job, at=now, to_status=job.status, actor=actor, reason=reason)
+            if not scheduled:
+                publish_on_commit(job)
+    except IntegrityError:
+        # Two requests raced with the same Idempotency-Key: the first one won.
+        if idempotency_key and (found := _idempotent_match(owner, idempotency_key, fingerprint)):
+            return found, False
+        raise
+    return job, True
+
+
+# --- the worker's side --------------------------------------------------------------------
+
+
+def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
+    """Take a job for one attempt, or return None when this message must not run it
+    (already running elsewhere, finished, cancelled, not yet due, or gone)."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        log.info("Message %s for a job that no longer exists (%s): skipped", task_id, job_id)
+        return None
+    now = timezone.now()
+    due = job.status == S.PENDING or (
+        job.status == S.RETRYING
+        and (job.next_retry_at is None or job.next_retry_at <= now + timedelta(seconds=0.5))
+    )
+    if not due:
+        log.info("Job %s is %s: message %s skipped", job_id, job.status, task_id)
+        return None
+    attempt = job.attempts + 1
+    fields = {
+        "attempts": attempt,
+        "started_at": job.started_at or now,
+        "heartbeat_at": now,
+        "celery_task_id": task_id,
+        "worker": worker[:255],
+        "next_retry_at": None,
+        "progress": 0.0,
+        "current_step": "",
+        "dispatched_at": None,
+    }
+    if not _transition(
+        job.pk,
+        job.status,
+        S.RUNNING,
+        where=Q(attempts=job.attempts),
+        fields=fields,
+        actor=f"system:{worker}",
+        reason=f"attempt {attempt} of {job.max_retries + 1} started",
+        attempt=attempt,
+    ):
+        log.info("Job %s was claimed or changed by someone else: message %s skipped", job_id, task_id)
+        return None
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.status = S.RUNNING
+    return job
+
+
+def _attempt_filter(job_id: Any, task_id: str):
+    return Job.objects.filter(
+        pk=job_id, status=S.RUNNING, celery_task_id=task_id, cancel_requested_at__isnull=True
+    )
+
+
+def job_record_progress(job_id: Any, task_id: str, percent: float, step: str | None) -> bool:
+    """One coalesced progress write (also a heartbeat). False: this attempt must stop."""
+    now = timezone.now()
+    values: dict[str, Any] = {"progress": percent, "heartbeat_at": now, "updated_at": now}
+    if step is not None:
+        values["current_step"] = step[:255]
+    return _attempt_filter(job_id, task_id).update(**values) == 1
+
+
+def job_heartbeat(job_id: Any, task_id: str) -> bool:
+    """Prove the attempt's worker is alive. False: this attempt must stop."""
+    return _attempt_filter(job_id, task_id).update(heartbeat_at=timezone.now()) == 1
+
+
+def attempt_stop_reason(job_id: Any, task_id: str) -> JobError:
+    """Why a progress or heartbeat write found the attempt no longer running."""
+    row = Job.objects.filter(pk=job_id).values("status", "celery_task_id").first()
+    if row and row["status"] == S.RUNNING and row["celery_task_id"] == task_id:
+        return JobCancelled("The job was cancelled")
+    status = row["status"] if row else "deleted"
+    return AttemptLost(f"This attempt no longer owns the job (it is {status})")
+
+
+def job_note(job_id: Any, *, actor: str, message: str, attempt: int = 0, data: Any = None) -> None:
+    """A notable step, in the job's event log."""
+    _event(job_id, kind=JobEvent.Kind.NOTE, actor=actor, reason=message, attempt=attempt, data=data)
+
+
+def job_complete(job_id: Any, *, task_id: str, attempt: int, result: Any) -> bool:
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return job_attempt_failed(
+            job_id,
+            task_id=task_id,
+            exc=JobError(f"The job's result is not JSON: {exc}", code="result_not_serializable"),
+        )
+    now = timezone.now()
+    return _transition(
+        job_id,
+        S.RUNNING,
+        S.COMPLETED,
+        where=Q(celery_task_id=task_id),
+        fields={
+            "result": result,
+            "progress": 100.0,
+            "completed_at": now,
+            "heartbeat_at": None,
+            "error_code": "",
+            "error_message": "",
+            "error_traceback": "",
+        },
+        actor="system:worker",
+        reason="completed",
+        attempt=attempt,
+    )
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    message: str
+    retryable: bool
+
+
+def classify(exc: BaseException, job: Job) -> Failure:
+    """What an exception means for the job: its code, message, and whether to retry."""
+    if isinstance(exc, JobError):
+        return Failure(exc.code, exc.message, exc.retryable)
+    if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):
+        return Failure("timeout", f"The job exceeded its time limit of {job.time_limit} s", False)
+    if isinstance(exc, WorkerLostError):
+        return Failure("worker_lost", f"The worker process running the job died: {exc}", True)
+    if isinstance(exc, MemoryError):
+        return Failure("out_of_memory", "The job ran out of memory", False)
+    return Failure("internal_error", f"{type(exc).__name__}: {exc}"[:2000], True)
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with equal jitter: never zero, never in lockstep."""
+    ceiling = min(
+        settings.JOBSITE_RETRY_BACKOFF_MAX,
+        settings.JOBSITE_RETRY_BACKOFF_BASE * 2 ** max(0, attempt - 1),
+    )
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def job_attempt_failed(
+    job_id: Any,
+    *,
+    task_id: str,
+    exc: BaseException,
+    traceback: str = "",
+    actor: str = "system:worker",
+) -> bool:
+    """An attempt ended in an exception (or its worker died): retry, fail or cancel."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status != S.RUNNING or job.celery_task_id != task_id:
+        return False  # a stale attempt: the row has moved on without it
+    failure = classify(exc, job)
+    now = timezone.now()
+    error = {
+        "error_code": failure.code,
+        "error_message": failure.message,
+        "error_traceback": traceback[-20000:],
+        "heartbeat_at": None,
+    }
+    attempt_of = f"attempt {job.attempts} of {job.max_retries + 1}"
+    owned = Q(celery_task_id=task_id)
+    if job.cancel_requested_at is not None:
+        return _transition(
+            job.pk,
+            S.RUNNING,
+            S.CANCELLED,
+            where=owned,
+            fields={"completed_at": now, "heartbeat_at": None},
+            actor=actor,
+            reason=f"stopped after a cancel request ({failure.code})",
+            attempt=job.attempts,
+        )
+    if failure.retryable and job.attempts <= job.max_retries:
+        delay = retry_delay(job.attempts)
+        due = now + timedelta(seconds=delay)
+        countdown = delay if delay <= settings.JOBSITE_RETRY_COUNTDOWN_MAX else None
+        with transaction.atomic():
+            moved = _transition(
+                job.pk,
+                S.RUNNING,
+                S.RETRYING,
+                where=owned,
+                fields={**error, "next_retry_at": due, "dispatched_at": due if countdown else None},
+                actor=actor,
+                reason=f"{attempt_of} failed ({failure.code}): {failure.message}; "
+                f"retry in {delay:.1f} s",
+                attempt=job.attempts,
+            )
+            if moved and countdown is not None:
+                publish_on_commit(job, countdown=countdown)
+        return moved
+    why = "no retries left" if failure.retryable else "not retryable"
+    return _transition(
+        job.pk,
+        S.RUNNING,
+        S.FAILED,
+        where=owned,
+        fields={**error, "completed_at": now},
+        actor=actor,
+        reason=f"{attempt_of} failed ({failure.code}): {failure.message}; {why}",
+        attempt=job.attempts,
+    )
+
+
+# --- steering: cancel and restart -------------------------------------------------------
+
+
+def job_cancel(job: Job, *, actor: str) -> str:
+    """Cancel a waiting job at once, or ask a running one to stop at its next progress call.
+
+    Returns the job's status afterwards (``cancelled`` or ``running``).
+    """
+    for _ in range(5):  # re-read and try again if a worker moved the job meanwhile
+        now = timezone.now()
+        if job.status in WAITING:
+            if _transition(
+                job.pk,
+                job.status,
+                S.CANCELLED,
+                fields={"completed_at": now, "cancel_requested_at": now},
+                actor=actor,
+                reason="cancelled before it ran",
+                attempt=job.attempts,
+            ):
+                return S.CANCELLED
+        elif job.status == S.RUNNING:
+            if job.cancel_requested_at is not None:
+                return S.RUNNING
+            with transaction.atomic():
+                asked = Job.objects.filter(
+                    pk=job.pk, status=S.RUNNING, cancel_requested_at__isnull=True
+                ).update(cancel_requested_at=now, updated_at=now)
+                if asked:
+                    _event(
+                        job.pk,
+                        kind=JobEvent.Kind.CANCEL_REQUESTED,
+                        actor=actor,
+                        reason="cancel requested; the job stops at its next progress call",
+                        attempt=job.attempts,
+                    )
+            if asked:
+                return S.RUNNING
+        else:
+            raise Conflict(f"Job is already {job.status}", code="job_not_cancellable")
+        job.refresh_from_db()
+    raise Conflict("Job is changing too fast to cancel; try again", code="job_busy")
+
+
+def job_restart(job: Job, *, actor: str) -> None:
+    """Run a failed or cancelled job again, under the same id, as a fresh run of attempts."""
+    if job.status not in (S.FAILED, S.CANCELLED):
+        raise Conflict(
+            f"Only failed or cancelled jobs can be restarted; this one is {job.status}",
+            code="job_not_restartable",
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        moved = _transition(
+            job.pk,
+            job.status,
+            S.PENDING,
+            fields={
+                "attempts": 0,
+                "progress": 0.0,
+                "current_step": "",
+                "result": None,
+                "error_code": "",
+                "error_message": "",
+                "error_traceback": "",
+                "started_at": None,
+                "completed_at": None,
+                "next_retry_at": None,
+                "cancel_requested_at": None,
+                "celery_task_id": "",
+                "dispatched_at": now,
+            },
+            actor=actor,
+            reason=f"restarted after {job.attempts} attempt(s) ended {job.status}",
+            attempt=job.attempts,
+        )
+        if not moved:
+            raise Conflict("The job changed while restarting; try again", code="job_busy")
+        publish_on_commit(job)
+    job.refresh_from_db()
+
+
+# --- maintenance (called by jobs.maintenance on the sweeper's schedule) -------------------
+
+
+def job_publish_due_scheduled(job: Job) -> bool:
+    """A scheduled job whose time has come becomes pending and is published."""
+    if not _transition(
+        job.pk,
+        S.SCHEDULED,
+        S.PENDING,
+        fields={"dispatched_at": timezone.now()},
+        actor="system:scheduler",
+        reason="run_at reached",
+    ):
+        return False
+    publish_job(job)
+    return True
+
+
+def job_redispatch(job: Job, *, reason: str) -> bool:
+    """Publish a pending or due retrying job again (its message was lost or never sent)."""
+    marked = Job.objects.filter(
+        pk=job.pk, status=job.status, dispatched_at=job.dispatched_at
+    ).update(dispatched_at=timezone.now())
+    if not marked:
+        return False
+    job_note(job.pk, actor="system:dispatcher", message=reason, attempt=job.attempts)
+    publish_job(job)
+    return True
+
+
+def job_terminate_cancelled(job: Job) -> bool:
+    """A running job that ignored its cancel request past the grace period."""
+    return _transition(
+        job.pk,
+        S.RUNNING,
+        S.CANCELLED,
+        where=Q(celery_task_id=job.celery_task_id),
+        fields={"completed_at": timezone.now(), "heartbeat_at": None},
+        actor="system:sweeper",
+        reason="did not stop within the cancel grace period; terminated",
+        attempt=job.attempts,
+    )
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+
+def api_key_create(*, user: Any, name: str = "") -> tuple[ApiKey, str]:
+    """Create a key; the plain key is returned once and never stored."""
+    from jobs.auth import generate_key
+
+    prefix, key, hashed = generate_key()
+    api_key = ApiKey.objects.create(user=user, name=name, prefix=prefix, hashed_key=hashed)
+    return api_key, key
+
+
+def api_key_revoke(api_key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -1,0 +1,46 @@
+"""Celery signal handlers that keep each Job row true. Each is one call into services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import task_failure, task_revoked, task_success
+
+from jobs import services
+from jobs.errors import JobError
+from jobs.publish import RUN_TASK
+
+
+@task_success.connect
+def job_succeeded(sender: Any = None, result: Any = None, **_: Any) -> None:
+    request = getattr(sender, "request", None)
+    attempt = getattr(request, "jobsite_attempt", None)
+    if getattr(sender, "name", None) == RUN_TASK and attempt is not None:
+        services.job_complete(request.args[0], task_id=request.id, attempt=attempt, result=result)
+
+
+@task_failure.connect
+def job_failed(
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    args: Any = None,
+    einfo: Any = None,
+    **_: Any,
+) -> None:
+    """In the pool process for exceptions; in the main worker process when the pool
+    process died (WorkerLostError) or hit the hard time limit."""
+    if getattr(sender, "name", None) == RUN_TASK and args and exception is not None:
+        services.job_attempt_failed(
+            args[0], task_id=task_id or "", exc=exception, traceback=str(einfo or "")
+        )
+
+
+@task_revoked.connect
+def job_revoked(sender: Any = None, request: Any = None, terminated: bool = False, **_: Any) -> None:
+    if getattr(sender, "name", None) == RUN_TASK and terminated and request is not None:
+        services.job_attempt_failed(
+            request.args[0],
+            task_id=request.id,
+            exc=JobError("The job's process was terminated", code="terminated"),
+        )

@@ -1,0 +1,24 @@
+"""The Celery entry points: thin, named for good (a rename strands queued messages)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from jobs import maintenance, runner
+
+
+@shared_task(name="jobs.run", bind=True, ignore_result=True)
+def run_job(self: Any, job_id: str) -> Any:
+    return runner.run_attempt(self.request, job_id)
+
+
+@shared_task(name="jobs.maintenance.sweep", ignore_result=True)
+def sweep() -> dict[str, int]:
+    return maintenance.sweep()
+
+
+@shared_task(name="jobs.maintenance.purge")
+def purge() -> dict[str, int]:
+    return maintenance.purge()

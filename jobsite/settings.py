@@ -1,0 +1,292 @@
+"""Settings for every way Jobsite runs, read from the environment.
+
+With no environment at all this is the embedded default: a SQLite file under ``var/`` and the
+Valkey server that ``make run`` starts on loopback. Production sets ``DATABASE_URL``,
+``CELERY_BROKER_URL``, ``SECRET_KEY`` and ``ALLOWED_HOSTS`` (see ``docker-compose.yml``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("JOBSITE_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """Production passes SECRET_KEY; the embedded default keeps a random one under var/."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_results",
+    "django_celery_beat",
+    "django_tasks",
+    "jobs",
+    "processing",
+]
+
+MIDDLEWARE = [
+    "jobs.api.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "jobsite.urls"
+WSGI_APPLICATION = "jobsite.wsgi.application"
+ASGI_APPLICATION = "jobsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'jobsite.sqlite3'}"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, workers and beat share one file: WAL lets readers run beside the writer,
+    # busy_timeout waits for the write lock instead of failing, and IMMEDIATE takes that
+    # lock at BEGIN so two writers never deadlock upgrading a read lock.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;"
+        ),
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("JOBSITE_TEST_DB", str(VAR_DIR / "test-jobsite.sqlite3"))
+    }
+elif env_bool("DB_POOL"):
+    # Django's psycopg pool: under ASGI, CONN_MAX_AGE leaks one connection per thread.
+    DATABASES["default"]["OPTIONS"] = {"pool": True}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (throttling, worker facts) ---------------------------------------------------
+VALKEY_PORT = env_int("JOBSITE_VALKEY_PORT", 6390)
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"redis://127.0.0.1:{VALKEY_PORT}/0")
+CACHE_URL = os.environ.get("CACHE_URL", CELERY_BROKER_URL.rsplit("/", 1)[0] + "/1")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Admin and Swagger assets are served by WhiteNoise straight from the installed apps.
+WHITENOISE_USE_FINDERS = True
+
+# --- Request limits ---------------------------------------------------------------------
+# A JSON body larger than this is a 413 before it is read.
+JOBSITE_MAX_JSON_BYTES = env_int("JOBSITE_MAX_JSON_BYTES", 1 * 1024 * 1024)
+# An uploaded file larger than this is a 413; the upload streams to disk, never to memory.
+JOBSITE_MAX_UPLOAD_BYTES = env_int("JOBSITE_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = JOBSITE_MAX_JSON_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = ["jobs.api.uploads.LimitedTemporaryFileUploadHandler"]
+
+# --- REST API -----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "jobs.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.auth.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("JOBSITE_THROTTLE_RATE", "6000/min")},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Jobsite API",
+    "DESCRIPTION": (
+        "Create background jobs and follow them to the end. Authenticate with "
+        "`Authorization: Bearer <key>` or `X-API-Key: <key>` "
+        "(`python manage.py create_api_key --user NAME` prints one)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayRequestDuration": True},
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
+
+# --- Django Tasks: @task functions enqueued the standard way become Jobsite jobs ---------
+TASKS = {"default": {"BACKEND": "jobs.taskbackend.JobsiteTaskBackend", "QUEUES": []}}
+
+# --- Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html) -------------
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis re-delivers an unacknowledged message after this; keep it far above the longest
+    # job time limit (the Job row's heartbeat, not this, is how lost workers are found).
+    "visibility_timeout": env_int("JOBSITE_VISIBILITY_TIMEOUT", 4 * 3600),
+    "socket_connect_timeout": 3,
+}
+# A publish while the broker is down must not hang the request: fail fast and let the
+# dispatcher re-publish from the Job row.
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Job state lives on the Job row; results of maintenance tasks go to django-celery-results.
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_EXPIRES = 30 * 24 * 3600
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
+CELERY_TASK_ACKS_LATE = True
+# A killed pool child is NOT re-queued by Celery: Celery then sends no task_failure and the
+# Job row would not learn of the loss. Our handler re-queues it as a new, counted attempt.
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+# https://docs.celeryq.dev/en/stable/userguide/optimizing.html#prefetch-limits
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("JOBSITE_PREFETCH_MULTIPLIER", 1)
+# With late acks, a lost broker connection would otherwise let a running job run twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("JOBSITE_TASK_EVENTS", True)
+CELERY_TASK_SEND_SENT_EVENT = env_bool("JOBSITE_TASK_EVENTS", True)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Celery closes Django's DB connection around every task; reuse it for this many tasks.
+CELERY_DB_REUSE_MAX = env_int("JOBSITE_DB_REUSE_MAX", 1000)
+
+# --- Jobsite ----------------------------------------------------------------------------
+# How often a running job's worker proves it is alive, and how long silence means it died.
+JOBSITE_HEARTBEAT_INTERVAL = env_float("JOBSITE_HEARTBEAT_INTERVAL", 2.0)
+JOBSITE_HEARTBEAT_TIMEOUT = env_float("JOBSITE_HEARTBEAT_TIMEOUT", 30.0)
+# A pending job whose message has not been consumed for this long is published again.
+JOBSITE_DISPATCH_AFTER = env_float("JOBSITE_DISPATCH_AFTER", 30.0)
+# A running job asked to cancel that does not reach a progress call in time is terminated.
+JOBSITE_CANCEL_GRACE = env_float("JOBSITE_CANCEL_GRACE", 10.0)
+# Retry backoff: base * 2**(attempt-1), capped, with full jitter.
+JOBSITE_RETRY_BACKOFF_BASE = env_float("JOBSITE_RETRY_BACKOFF_BASE", 2.0)
+JOBSITE_RETRY_BACKOFF_MAX = env_float("JOBSITE_RETRY_BACKOFF_MAX", 600.0)
+# Retries due sooner than this are published with a broker countdown; later ones wait in
+# the database for the sweeper (long countdowns outlive Redis's visibility timeout).
+JOBSITE_RETRY_COUNTDOWN_MAX = env_float("JOBSITE_RETRY_COUNTDOWN_MAX", 60.0)
+# Progress calls closer together than this are coalesced into one write.
+JOBSITE_PROGRESS_MIN_INTERVAL = env_float("JOBSITE_PROGRESS_MIN_INTERVAL", 0.2)
+# The sweeper (scheduled jobs, due retries, dispatcher, reaper, cancel enforcement).
+JOBSITE_SWEEP_INTERVAL = env_float("JOBSITE_SWEEP_INTERVAL", 2.0)
+JOBSITE_RETENTION_DAYS = env_int("JOBSITE_RETENTION_DAYS", 30)
+JOBSITE_IDEMPOTENCY_KEY_MAX = 255
+
+CELERY_BEAT_SCHEDULE = {
+    "jobsite-sweep": {
+        "task": "jobs.maintenance.sweep",
+        "schedule": JOBSITE_SWEEP_INTERVAL,
+        "options": {"queue": "maintenance", "expires": max(JOBSITE_SWEEP_INTERVAL * 2, 5)},
+    },
+    "jobsite-purge": {
+        "task": "jobs.maintenance.purge",
+        "schedule": 3600.0,
+        "options": {"queue": "maintenance", "expires": 1800},
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+APPEND_SLASH = False

@@ -1,0 +1,49 @@
+"""The diagnostic job type: sleeps in steps, reports progress, fails on demand.
+
+Tests and benchmarks drive the whole lifecycle with it: ``duration_s`` and ``steps`` shape
+the progress, ``fail_times`` makes the first attempts fail (a retryable error), and
+``payload`` comes back as the result.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobs.errors import JobError
+from jobs.registry import register
+from jobs.runtime import Progress
+
+
+class EchoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duration_s: float = Field(default=0.0, ge=0, le=3600, description="Total sleep, seconds.")
+    steps: int = Field(default=1, ge=1, le=10_000, description="Progress reports.")
+    fail_times: int = Field(default=0, ge=0, le=100, description="Attempts that fail first.")
+    payload: Any = Field(default=None, description="Returned as the result.")
+
+
+@register(
+    "echo",
+    params=EchoParams,
+    max_retries=3,
+    time_limit=3700,
+    example={"duration_s": 2, "steps": 4, "payload": {"hello": "world"}},
+)
+def echo(params: EchoParams, progress: Progress) -> Any:
+    """Sleep in steps reporting progress, fail the first attempts, return the payload."""
+    if progress.attempt <= params.fail_times:
+        raise JobError(
+            f"echo failing attempt {progress.attempt} of the first {params.fail_times} on request",
+            code="echo_failure",
+            retryable=True,
+        )
+    pause = params.duration_s / params.steps
+    for step in range(1, params.steps + 1):
+        if pause:
+            time.sleep(pause)
+        progress(100.0 * step / params.steps, f"step {step} of {params.steps}")
+    return params.payload
