@@ -10,3 +10,4 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from jobs import signals  # noqa: F401  (connects the Celery signal handlers)
+        from jobs.api import schema  # noqa: F401  (registers the OpenAPI auth scheme)

@@ -29,9 +29,7 @@ class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     type = models.CharField(max_length=200)
     params = models.JSONField(default=dict, blank=True)
-    status = models.CharField(
-        max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING
-    )
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
     progress = models.FloatField(default=0.0)
     current_step = models.CharField(max_length=255, blank=True, default="")
     result = models.JSONField(null=True, blank=True)
@@ -42,6 +40,8 @@ class Job(models.Model):
     error_traceback = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
     max_retries = models.PositiveIntegerField(default=3)
+    # Attempts made before the last restart: each run gets max_retries of its own.
+    retry_base = models.PositiveIntegerField(default=0)
     # 0 (lowest) to 9 (most urgent).
     priority = models.PositiveSmallIntegerField(default=5)
     queue = models.CharField(max_length=32, default="default")
@@ -53,7 +53,8 @@ class Job(models.Model):
         on_delete=models.CASCADE,
         related_name="jobs",
     )
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "": jobs without a key must not collide in the unique constraint.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     callback_url = models.URLField(max_length=2000, blank=True, default="")
     input_file = models.FileField(upload_to="uploads/%Y/%m/%d/", blank=True, default="")
@@ -102,6 +103,11 @@ class Job(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def attempts_left(self) -> int:
+        """Attempts this run may still start (the first try plus max_retries)."""
+        return max(0, self.max_retries + 1 - (self.attempts - self.retry_base))
 
     @property
     def duration(self) -> float | None:

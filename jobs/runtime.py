@@ -69,7 +69,9 @@ class Progress:
         """Record a notable step in the job's event log (not for every page)."""
         from jobs.services import job_note
 
-        job_note(self.job_id, actor="system:worker", message=message, attempt=self.attempt, data=data)
+        job_note(
+            self.job_id, actor="system:worker", message=message, attempt=self.attempt, data=data
+        )
 
     def flush(self) -> None:
         """Write the latest progress (or just the heartbeat) in one conditional UPDATE."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -53,10 +54,8 @@ def active_workers() -> int | None:
     except Exception:
         return None
     count = len(replies)
-    try:
+    with contextlib.suppress(Exception):
         cache.set(WORKERS_CACHE_KEY, count, WORKERS_CACHE_SECONDS)
-    except Exception:
-        pass
     return count
 
 

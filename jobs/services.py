@@ -82,6 +82,7 @@ def _transition(
             attempt=attempt,
             data=data,
         )
+    log.info("job %s: %s -> %s (%s; %s)", job_id, from_status, to_status, reason, actor)
     return True
 
 
@@ -169,7 +170,9 @@ def job_create(
     try:
         with transaction.atomic():
             job.save(force_insert=True)
-            JobEvent.objects.create(job=job, at=now, to_status=job.status, actor=actor, reason=reason)
+            JobEvent.objects.create(
+                job=job, at=now, to_status=job.status, actor=actor, reason=reason
+            )
             if not scheduled:
                 publish_on_commit(job)
     except IntegrityError:
@@ -217,10 +220,12 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
         where=Q(attempts=job.attempts),
         fields=fields,
         actor=f"system:{worker}",
-        reason=f"attempt {attempt} of {job.max_retries + 1} started",
+        reason=f"attempt {attempt} started ({job.attempts_left - 1} retries left after it)",
         attempt=attempt,
     ):
-        log.info("Job %s was claimed or changed by someone else: message %s skipped", job_id, task_id)
+        log.info(
+            "Job %s was claimed or changed by someone else: message %s skipped", job_id, task_id
+        )
         return None
     for name, value in fields.items():
         setattr(job, name, value)
@@ -341,7 +346,7 @@ def job_attempt_failed(
         "error_traceback": traceback[-20000:],
         "heartbeat_at": None,
     }
-    attempt_of = f"attempt {job.attempts} of {job.max_retries + 1}"
+    attempt_of = f"attempt {job.attempts}"
     owned = Q(celery_task_id=task_id)
     if job.cancel_requested_at is not None:
         return _transition(
@@ -354,7 +359,7 @@ def job_attempt_failed(
             reason=f"stopped after a cancel request ({failure.code})",
             attempt=job.attempts,
         )
-    if failure.retryable and job.attempts <= job.max_retries:
+    if failure.retryable and job.attempts_left > 0:
         delay = retry_delay(job.attempts)
         due = now + timedelta(seconds=delay)
         countdown = delay if delay <= settings.JOBSITE_RETRY_COUNTDOWN_MAX else None
@@ -444,7 +449,7 @@ def job_restart(job: Job, *, actor: str) -> None:
             job.status,
             S.PENDING,
             fields={
-                "attempts": 0,
+                "retry_base": job.attempts,
                 "progress": 0.0,
                 "current_step": "",
                 "result": None,

@@ -37,7 +37,9 @@ def job_failed(
 
 
 @task_revoked.connect
-def job_revoked(sender: Any = None, request: Any = None, terminated: bool = False, **_: Any) -> None:
+def job_revoked(
+    sender: Any = None, request: Any = None, terminated: bool = False, **_: Any
+) -> None:
     if getattr(sender, "name", None) == RUN_TASK and terminated and request is not None:
         services.job_attempt_failed(
             request.args[0],

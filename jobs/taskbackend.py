@@ -176,4 +176,3 @@ def background(
         return task
 
     return decorator
-

@@ -7,9 +7,12 @@ from typing import Any
 from celery import shared_task
 
 from jobs import maintenance, runner
+from jobs.errors import JobError
 
 
-@shared_task(name="jobs.run", bind=True, ignore_result=True)
+# JobError is a job failing as designed (bad input, cancelled): recorded on the row,
+# not logged by Celery as an unexpected error with a traceback.
+@shared_task(name="jobs.run", bind=True, ignore_result=True, throws=(JobError,))
 def run_job(self: Any, job_id: str) -> Any:
     return runner.run_attempt(self.request, job_id)
 

@@ -51,12 +51,18 @@ def start_valkey(port: int, data_dir: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
         [
             valkey_binary(),
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", str(data_dir),
-            "--appendonly", "yes",
-            "--save", "",
-            "--protected-mode", "yes",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -133,9 +139,9 @@ def main() -> None:
             f"  Broker:     redis://127.0.0.1:{valkey_port}/0\n"
             + "".join(f"  {line}\n" for line in credentials.strip().splitlines())
             + f"  (saved in {settings.VAR_DIR / 'credentials.txt'})\n"
-            "  Try:  curl -X POST -H \"Authorization: Bearer $KEY\" -H 'Content-Type: "
+            '  Try:  curl -X POST -H "Authorization: Bearer $KEY" -H \'Content-Type: '
             "application/json' \\\n"
-            f"         -d '{{\"type\": \"echo\", \"params\": {{\"duration_s\": 3}}}}' "
+            f'         -d \'{{"type": "echo", "params": {{"duration_s": 3}}}}\' '
             f"{base}/api/v1/jobs/\n"
             "  Ctrl-C stops everything.\n",
             flush=True,

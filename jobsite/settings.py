@@ -151,6 +151,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
@@ -239,6 +240,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("JOBSITE_PREFETCH_MULTIPLIER", 1)
 # With late acks, a lost broker connection would otherwise let a running job run twice.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# How long the pool waits for a killed process's result before declaring it lost.
+CELERY_WORKER_LOST_WAIT = env_float("JOBSITE_WORKER_LOST_WAIT", 10.0)
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("JOBSITE_TASK_EVENTS", True)
 CELERY_TASK_SEND_SENT_EVENT = env_bool("JOBSITE_TASK_EVENTS", True)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -287,6 +290,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Celery logs every task twice (received, succeeded), the sweeper's every 2 s
+        # included; jobs.services logs each job transition instead.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+    },
 }
 APPEND_SLASH = False

@@ -121,7 +121,17 @@ class JobActionSerializer(serializers.Serializer):
 class JobEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobEvent
-        fields = ["id", "at", "kind", "from_status", "to_status", "actor", "reason", "attempt", "data"]
+        fields = [
+            "id",
+            "at",
+            "kind",
+            "from_status",
+            "to_status",
+            "actor",
+            "reason",
+            "attempt",
+            "data",
+        ]
         read_only_fields = fields
 
 
@@ -134,4 +144,3 @@ class JobTypeSerializer(serializers.Serializer):
     accepts_file = serializers.BooleanField()
     params_schema = serializers.DictField()
     example = serializers.DictField()
-

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -183,3 +188,19 @@ class JobTypesApi(APIView):
             for jt in registry.public_types()
         ]
         return Response(JobTypeSerializer(types, many=True).data)
+
+
+# The same operations under Compileo's paths, with operation ids of their own.
+@extend_schema_view(get=extend_schema(operation_id="compileo_job_status", tags=["compileo"]))
+class CompileoStatusApi(JobDetailApi):
+    pass
+
+
+@extend_schema_view(post=extend_schema(operation_id="compileo_job_cancel", tags=["compileo"]))
+class CompileoCancelApi(JobCancelApi):
+    pass
+
+
+@extend_schema_view(post=extend_schema(operation_id="compileo_job_restart", tags=["compileo"]))
+class CompileoRestartApi(JobRestartApi):
+    pass

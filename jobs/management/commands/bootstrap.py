@@ -33,11 +33,7 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         user = User.objects.create_superuser(options["username"], "", password)
         _, key = api_key_create(user=user, name="first start")
-        text = (
-            f"Admin user:  {user.username}\n"
-            f"Password:    {password}\n"
-            f"API key:     {key}\n"
-        )
+        text = f"Admin user:  {user.username}\nPassword:    {password}\nAPI key:     {key}\n"
         path.write_text(text)
         path.chmod(0o600)
         self.stdout.write(text)

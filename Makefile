@@ -1,0 +1,35 @@
+# Jobsite: `make run` starts the platform, `make test` runs the suites. Both install first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-embedded lint format
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv and install the project with its dev extras
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install ## Run web, worker, beat and an embedded Valkey (PORT=8000); Ctrl-C stops all
+	$(PY) -m jobsite.embedded
+
+test: install ## Run the tests on the embedded default, then on PostgreSQL + Redis
+	$(PY) -m tests.suites $(ARGS)
+
+test-embedded: install ## Run the tests on the embedded default only
+	$(PY) -m pytest $(ARGS)
+
+lint: install ## ruff: lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## ruff: fix what can be fixed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .

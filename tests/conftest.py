@@ -1,0 +1,79 @@
+"""Fixtures: users with API keys, an API client, and real Celery worker and beat processes
+running against the same broker and test database as the test itself."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from jobs.queues import Queue
+from tests.helpers import Processes, database_url, make_client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_broker() -> None:
+    """Start from an empty broker and cache (leftover messages from an earlier run would
+    otherwise be claimed against this run's database)."""
+    for url in (settings.CELERY_BROKER_URL, settings.CACHE_URL):
+        redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="x")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("mallory", password="x")
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    return make_client(user)
+
+
+@pytest.fixture
+def other_api(other_user) -> APIClient:
+    return make_client(other_user)
+
+
+# --- real processes -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def processes(django_db_setup, tmp_path_factory) -> Iterator[Processes]:
+    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    procs = Processes(env, tmp_path_factory.mktemp("celery"))
+    yield procs
+    procs.stop_all()
+
+
+@pytest.fixture(scope="session")
+def platform(processes: Processes) -> Processes:
+    """The always-on worker (default and maintenance queues) and beat (the sweeper).
+
+    Tests that need a worker they may kill start their own on the ``media`` queue.
+    """
+    processes.worker(queues=[Queue.DEFAULT, Queue.MAINTENANCE], concurrency=2, name="main")
+    processes.beat()
+    return processes
+
+
+@pytest.fixture
+def live(platform: Processes, transactional_db) -> Processes:
+    """Real workers and beat; rows committed so they can see them."""
+    return platform

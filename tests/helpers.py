@@ -1,0 +1,171 @@
+"""Helpers for tests: API clients with keys, real Celery processes, waiting for a job."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rest_framework.test import APIClient
+
+from jobs.models import Job
+from jobs.services import api_key_create
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_client(user: Any) -> APIClient:
+    _, key = api_key_create(user=user, name="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    client.api_key = key  # type: ignore[attr-defined]
+    return client
+
+
+def database_url() -> str:
+    """The test database, as the worker processes must reach it."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class CeleryProcess:
+    """A ``celery`` command in its own process group, its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "jobsite", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill_group(self) -> None:
+        """SIGKILL the worker and every pool process: a machine dying mid-job."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # warm shutdown: the main process stops its pool
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill_group()
+        self._log.close()
+
+
+class Processes:
+    """Starts workers and beat for the session and stops them all at the end."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.started: list[CeleryProcess] = []
+        self.count = 0
+
+    def worker(
+        self, *, queues: list[str], concurrency: int = 2, name: str | None = None
+    ) -> CeleryProcess:
+        self.count += 1
+        node = name or f"w{self.count}-{os.getpid()}"
+        proc = CeleryProcess(
+            node,
+            [
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                str(concurrency),
+                "-Q",
+                ",".join(queues),
+                "-n",
+                f"{node}@%h",
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "INFO",
+            ],
+            self.env,
+            self.log_dir,
+        )
+        self.started.append(proc)
+        wait_for(lambda: b" ready." in proc.log_path.read_bytes(), 30, f"worker {node} ready", proc)
+        return proc
+
+    def beat(self) -> CeleryProcess:
+        proc = CeleryProcess(
+            "beat",
+            [
+                "beat",
+                "-S",
+                "celery.beat:PersistentScheduler",
+                "-s",
+                str(self.log_dir / "beat-schedule"),
+                "--max-interval",
+                "1",
+                "-l",
+                "INFO",
+            ],
+            self.env,
+            self.log_dir,
+        )
+        self.started.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            proc.stop()
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float, what: str, proc: CeleryProcess | None = None
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    detail = f"\n--- {proc.name} log ---\n{proc.log()[-4000:]}" if proc else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{detail}")
+
+
+def wait_status(job_id: Any, statuses: set[str] | str, timeout: float = 20) -> Job:
+    wanted = {statuses} if isinstance(statuses, str) else statuses
+
+    def reached() -> Job | None:
+        job = Job.objects.get(pk=job_id)
+        return job if job.status in wanted else None
+
+    try:
+        return wait_for(reached, timeout, f"job {job_id} to reach {sorted(wanted)}")
+    except AssertionError:
+        job = Job.objects.get(pk=job_id)
+        events = list(job.events.values_list("from_status", "to_status", "reason"))
+        raise AssertionError(
+            f"job {job_id} is {job.status}, wanted {sorted(wanted)}; events: {events}"
+        ) from None

@@ -1,0 +1,126 @@
+"""The sweeper's parts and the purge, called directly on back-dated rows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs import maintenance, services
+from jobs.models import Job, JobEvent, JobStatus
+
+S = JobStatus
+pytestmark = pytest.mark.django_db
+
+
+def make(user, **fields):
+    return Job.objects.create(type="echo", owner=user, **fields)
+
+
+def test_due_scheduled_jobs_become_pending(user, monkeypatch):
+    published = []
+    monkeypatch.setattr(
+        services, "publish_job", lambda job, countdown=None: published.append(job.pk)
+    )
+    due = make(user, status=S.SCHEDULED, run_at=timezone.now() - timedelta(seconds=1))
+    later = make(user, status=S.SCHEDULED, run_at=timezone.now() + timedelta(hours=1))
+    assert maintenance.publish_due_scheduled() == 1
+    assert published == [due.pk]
+    assert Job.objects.get(pk=due.pk).status == S.PENDING
+    assert Job.objects.get(pk=later.pk).status == S.SCHEDULED
+
+
+def test_reaper_retries_a_job_without_heartbeat_then_fails_when_out_of_attempts(user):
+    stale = timezone.now() - timedelta(minutes=5)
+    job = make(
+        user,
+        status=S.RUNNING,
+        attempts=1,
+        max_retries=1,
+        heartbeat_at=stale,
+        celery_task_id="t1",
+        worker="host:1",
+    )
+    fresh = make(
+        user, status=S.RUNNING, attempts=1, heartbeat_at=timezone.now(), celery_task_id="t2"
+    )
+    assert maintenance.reap_lost_workers() == 1
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (S.RETRYING, "worker_lost")
+    assert Job.objects.get(pk=fresh.pk).status == S.RUNNING
+    Job.objects.filter(pk=job.pk).update(status=S.RUNNING, attempts=2, heartbeat_at=stale)
+    assert maintenance.reap_lost_workers() == 1
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (S.FAILED, "worker_lost")
+    assert "the worker is gone" in job.error_message
+
+
+def test_dispatcher_republishes_only_jobs_the_broker_lacks(user, monkeypatch):
+    published = []
+    monkeypatch.setattr(
+        services, "publish_job", lambda job, countdown=None: published.append(job.pk)
+    )
+    old = timezone.now() - timedelta(minutes=5)
+    jobs = [make(user, status=S.PENDING, created_at=old) for _ in range(3)]
+    make(user, status=S.PENDING)  # fresh: its message is surely on its way
+    monkeypatch.setattr(maintenance, "queue_depths", lambda queues: {"default": 2})
+    assert maintenance.redispatch_lost_pending() == 2  # 4 pending, 2 messages
+    assert published == [jobs[0].pk, jobs[1].pk]
+    assert JobEvent.objects.filter(job=jobs[0], kind="note").exists()
+    # Just re-published: not again until DISPATCH_AFTER has passed.
+    monkeypatch.setattr(maintenance, "queue_depths", lambda queues: {"default": 0})
+    assert maintenance.redispatch_lost_pending() == 1
+    monkeypatch.setattr(maintenance, "queue_depths", lambda queues: None)
+    Job.objects.update(dispatched_at=old)
+    assert maintenance.redispatch_lost_pending() == 0  # broker down: nothing to publish to
+
+
+def test_due_retries_without_countdown_are_published(user, monkeypatch):
+    published = []
+    monkeypatch.setattr(
+        services, "publish_job", lambda job, countdown=None: published.append(job.pk)
+    )
+    now = timezone.now()
+    due = make(user, status=S.RETRYING, next_retry_at=now - timedelta(seconds=1))
+    counted = make(
+        user, status=S.RETRYING, next_retry_at=now - timedelta(seconds=1), dispatched_at=now
+    )
+    make(user, status=S.RETRYING, next_retry_at=now + timedelta(hours=1))
+    assert maintenance.publish_due_retries() == 1
+    assert published == [due.pk] and counted.pk not in published
+
+
+def test_cancel_ignored_past_grace_is_terminated(user, monkeypatch):
+    revoked = []
+    monkeypatch.setattr(
+        maintenance.app.control, "revoke", lambda task_id, **kw: revoked.append((task_id, kw))
+    )
+    asked = timezone.now() - timedelta(minutes=1)
+    job = make(
+        user,
+        status=S.RUNNING,
+        cancel_requested_at=asked,
+        celery_task_id="t1",
+        heartbeat_at=timezone.now(),
+    )
+    assert maintenance.terminate_ignored_cancels() == 1
+    assert Job.objects.get(pk=job.pk).status == S.CANCELLED
+    assert revoked == [("t1", {"terminate": True, "signal": "SIGKILL"})]
+
+
+def test_purge_deletes_only_old_finished_jobs_in_batches(user, monkeypatch):
+    monkeypatch.setattr(maintenance, "BATCH", 2)
+    old = timezone.now() - timedelta(days=31)
+    gone = [make(user, status=s, completed_at=old) for s in (S.COMPLETED, S.FAILED, S.CANCELLED)]
+    for job in gone:
+        JobEvent.objects.create(job=job, actor="t")
+    kept = [
+        make(user, status=S.COMPLETED, completed_at=timezone.now() - timedelta(days=29)),
+        make(user, status=S.RUNNING, created_at=old),
+        make(user, status=S.PENDING, created_at=old),
+    ]
+    assert maintenance.purge() == {"deleted": 3}
+    assert set(Job.objects.values_list("pk", flat=True)) == {j.pk for j in kept}
+    assert not JobEvent.objects.filter(job_id__in=[j.pk for j in gone]).exists()
+    assert maintenance.purge() == {"deleted": 0}  # twice is harmless

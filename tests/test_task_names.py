@@ -1,0 +1,9 @@
+"""Task names are a contract with messages already in queues: a rename shows here."""
+
+from jobsite.celery import app
+
+
+def test_registered_task_names():
+    app.loader.import_default_modules()
+    ours = {name for name in app.tasks if not name.startswith("celery.")}
+    assert ours == {"jobs.run", "jobs.maintenance.sweep", "jobs.maintenance.purge"}
