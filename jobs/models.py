@@ -78,6 +78,8 @@ class Job(models.Model):
             models.Index(fields=["owner", "-created_at"], name="job_owner_created"),
             models.Index(fields=["owner", "status", "-created_at"], name="job_owner_status"),
             models.Index(fields=["owner", "type", "-created_at"], name="job_owner_type"),
+            # The admin's list of every job, newest first.
+            models.Index(fields=["-created_at", "-id"], name="job_created"),
             # The sweeper: due scheduled jobs, due retries, stale heartbeats, the purge.
             models.Index(fields=["status", "run_at"], name="job_status_run_at"),
             models.Index(fields=["status", "next_retry_at"], name="job_status_retry_at"),
