@@ -19,6 +19,7 @@ from jobs import services
 from jobs.broker import queue_depths
 from jobs.errors import JobError
 from jobs.models import TERMINAL_STATUSES, Job, JobStatus
+from jobs.publish import HARD_LIMIT_GRACE
 from jobsite.celery import app
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def sweep() -> dict[str, int]:
         "retries": publish_due_retries(),
         "redispatched": redispatch_lost_pending(),
         "reaped": reap_lost_workers(),
+        "overdue": fail_overdue_attempts(),
         "terminated": terminate_ignored_cancels(),
     }
 
@@ -106,6 +108,39 @@ def reap_lost_workers() -> int:
     )
 
 
+def fail_overdue_attempts() -> int:
+    """Running jobs still beating long past their hard time limit: the pool could not
+    enforce it (solo and thread pools cannot). Fail them and kill the attempt."""
+    now = timezone.now()
+    grace = timedelta(seconds=HARD_LIMIT_GRACE + settings.JOBSITE_HEARTBEAT_TIMEOUT)
+    # Running jobs are few (one per pool slot): the per-job deadline is checked here.
+    running = Job.objects.filter(status=S.RUNNING, attempt_started_at__lt=now - grace)
+    overdue = [
+        job
+        for job in running.only("pk", "celery_task_id", "time_limit", "attempt_started_at")
+        if job.attempt_started_at + timedelta(seconds=job.time_limit) + grace < now
+    ]
+    count = 0
+    for job in overdue:
+        failed = services.job_attempt_failed(
+            job.pk,
+            task_id=job.celery_task_id,
+            exc=JobError(f"The job exceeded its time limit of {job.time_limit} s", code="timeout"),
+            actor="system:reaper",
+        )
+        if failed:
+            count += 1
+            _kill(job)
+    return count
+
+
+def _kill(job: Job) -> None:
+    try:
+        app.control.revoke(job.celery_task_id, terminate=True, signal="SIGKILL")
+    except Exception as exc:  # the row is already final; the kill is best effort
+        log.warning("Could not terminate job %s: %s", job.pk, exc)
+
+
 def terminate_ignored_cancels() -> int:
     """Running jobs asked to cancel that did not reach a progress call within the grace."""
     cutoff = timezone.now() - timedelta(seconds=settings.JOBSITE_CANCEL_GRACE)
@@ -113,10 +148,7 @@ def terminate_ignored_cancels() -> int:
     for job in Job.objects.filter(status=S.RUNNING, cancel_requested_at__lt=cutoff)[:BATCH]:
         if services.job_terminate_cancelled(job):
             count += 1
-            try:
-                app.control.revoke(job.celery_task_id, terminate=True, signal="SIGKILL")
-            except Exception as exc:  # the row is already cancelled; the kill is best effort
-                log.warning("Could not terminate job %s: %s", job.pk, exc)
+            _kill(job)
     return count
 
 

@@ -67,6 +67,8 @@ class Job(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     next_retry_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the current attempt was claimed: past its time limit it is overdue.
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
     # When a message for this job was last published (or is due, for a countdown).
     dispatched_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)

@@ -78,6 +78,9 @@ class Progress:
         from jobs import services
 
         with self._write_lock:
+            if self._stop is not None:  # stopping: only prove we are alive until we do
+                services.job_keep_alive(self.job_id, self.task_id)
+                return
             with self._lock:
                 pending, self._pending = self._pending, False
                 percent, step = self.percent, self.step

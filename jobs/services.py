@@ -206,6 +206,7 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
         "attempts": attempt,
         "started_at": job.started_at or now,
         "heartbeat_at": now,
+        "attempt_started_at": now,
         "celery_task_id": task_id,
         "worker": worker[:255],
         "next_retry_at": None,
@@ -233,10 +234,9 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
     return job
 
 
-def _attempt_filter(job_id: Any, task_id: str):
-    return Job.objects.filter(
-        pk=job_id, status=S.RUNNING, celery_task_id=task_id, cancel_requested_at__isnull=True
-    )
+def _attempt(job_id: Any, task_id: str):
+    """The row, if this attempt still owns it."""
+    return Job.objects.filter(pk=job_id, status=S.RUNNING, celery_task_id=task_id)
 
 
 def job_record_progress(job_id: Any, task_id: str, percent: float, step: str | None) -> bool:
@@ -245,21 +245,31 @@ def job_record_progress(job_id: Any, task_id: str, percent: float, step: str | N
     values: dict[str, Any] = {"progress": percent, "heartbeat_at": now, "updated_at": now}
     if step is not None:
         values["current_step"] = step[:255]
-    return _attempt_filter(job_id, task_id).update(**values) == 1
+    return _attempt(job_id, task_id).filter(cancel_requested_at__isnull=True).update(**values) == 1
 
 
 def job_heartbeat(job_id: Any, task_id: str) -> bool:
     """Prove the attempt's worker is alive. False: this attempt must stop."""
-    return _attempt_filter(job_id, task_id).update(heartbeat_at=timezone.now()) == 1
+    return (
+        _attempt(job_id, task_id)
+        .filter(cancel_requested_at__isnull=True)
+        .update(heartbeat_at=timezone.now())
+        == 1
+    )
+
+
+def job_keep_alive(job_id: Any, task_id: str) -> bool:
+    """The heartbeat of an attempt that was asked to stop: still alive until it does (or
+    until the cancel grace runs out), so the reaper must not take it for dead."""
+    return _attempt(job_id, task_id).update(heartbeat_at=timezone.now()) == 1
 
 
 def attempt_stop_reason(job_id: Any, task_id: str) -> JobError:
     """Why a progress or heartbeat write found the attempt no longer running."""
-    row = Job.objects.filter(pk=job_id).values("status", "celery_task_id").first()
-    if row and row["status"] == S.RUNNING and row["celery_task_id"] == task_id:
+    if job_keep_alive(job_id, task_id):
         return JobCancelled("The job was cancelled")
-    status = row["status"] if row else "deleted"
-    return AttemptLost(f"This attempt no longer owns the job (it is {status})")
+    status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    return AttemptLost(f"This attempt no longer owns the job (it is {status or 'deleted'})")
 
 
 def job_note(job_id: Any, *, actor: str, message: str, attempt: int = 0, data: Any = None) -> None:

@@ -134,3 +134,21 @@ def test_scheduled_job_runs_when_due(live, api):
     assert Job.objects.get(pk=job_id).status == S.SCHEDULED
     job = wait_status(job_id, S.COMPLETED, timeout=15)
     assert job.started_at >= run_at
+
+
+def test_time_limit_fails_the_job_and_the_worker_keeps_serving(live, user, monkeypatch):
+    from jobs import publish, services
+
+    monkeypatch.setattr(publish.app, "send_task", lambda *a, **k: None)  # publish below
+    job, _ = services.job_create(
+        owner=user, job_type="echo", params={"duration_s": 30, "steps": 3}, actor="t"
+    )
+    monkeypatch.undo()
+    Job.objects.filter(pk=job.pk).update(time_limit=1)
+    job.time_limit = 1
+    publish.publish_job(job)
+    failed = wait_status(job.pk, S.FAILED, timeout=15)
+    assert failed.error_code == "timeout" and failed.attempts == 1
+    assert "time limit of 1 s" in failed.error_message
+    after, _ = services.job_create(owner=user, job_type="echo", params={"payload": 2}, actor="t")
+    assert wait_status(after.pk, S.COMPLETED).result == 2

@@ -124,3 +124,34 @@ def test_purge_deletes_only_old_finished_jobs_in_batches(user, monkeypatch):
     assert set(Job.objects.values_list("pk", flat=True)) == {j.pk for j in kept}
     assert not JobEvent.objects.filter(job_id__in=[j.pk for j in gone]).exists()
     assert maintenance.purge() == {"deleted": 0}  # twice is harmless
+
+
+def test_attempt_past_its_time_limit_is_failed_and_killed(user, monkeypatch):
+    revoked = []
+    monkeypatch.setattr(
+        maintenance.app.control, "revoke", lambda task_id, **kw: revoked.append(task_id)
+    )
+    now = timezone.now()
+    overdue = make(
+        user,
+        status=S.RUNNING,
+        attempts=1,
+        time_limit=60,
+        celery_task_id="t1",
+        heartbeat_at=now,
+        attempt_started_at=now - timedelta(minutes=10),
+    )
+    on_time = make(
+        user,
+        status=S.RUNNING,
+        attempts=1,
+        time_limit=3600,
+        celery_task_id="t2",
+        heartbeat_at=now,
+        attempt_started_at=now - timedelta(minutes=10),
+    )
+    assert maintenance.fail_overdue_attempts() == 1
+    overdue.refresh_from_db()
+    assert (overdue.status, overdue.error_code) == (S.FAILED, "timeout")
+    assert Job.objects.get(pk=on_time.pk).status == S.RUNNING
+    assert revoked == ["t1"]

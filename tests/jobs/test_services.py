@@ -259,3 +259,16 @@ def test_progress_after_the_attempt_was_taken_away_raises_attempt_lost(user):
 
 def test_progress_outside_a_job_is_a_no_op():
     runtime.progress(50, "nothing to report to")
+
+
+def test_an_attempt_asked_to_cancel_keeps_its_heartbeat_until_it_stops(user):
+    job = running(user)
+    services.job_cancel(job, actor="t")
+    reporter = runtime.Progress(job_id=job.pk, attempt=1, task_id="t1")
+    reporter.flush()
+    with pytest.raises(JobCancelled):
+        reporter.check()
+    old = timezone.now() - timedelta(minutes=1)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=old)
+    reporter.flush()  # the heartbeat thread's call while the job winds down
+    assert Job.objects.get(pk=job.pk).heartbeat_at > old
