@@ -159,10 +159,6 @@ def activate(reporter: Progress) -> Iterator[Progress]:
             beat.active.discard(reporter)
 
 
-def current() -> Progress | None:
-    return _current.get()
-
-
 def progress(percent: float, step: str | None = None) -> None:
     """Report progress from code running as a job; outside a job it does nothing, so the
     same function can be called directly (in tests, or in a shell)."""

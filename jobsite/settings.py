@@ -302,6 +302,7 @@ LOGGING = {
         # included; jobs.services logs each job transition instead.
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
     },
 }
 APPEND_SLASH = False
