@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
@@ -480,6 +481,12 @@ class JobAdmin(admin.ModelAdmin):
         obj: Job | None = None,
     ) -> HttpResponse:
         """Offer only the buttons the transition rules allow (the service decides anyway)."""
+        if obj is not None:
+            context["live_page_url"] = reverse("job-page", args=[obj.pk])
+            if settings.JOBSITE_FLOWER_URL and obj.celery_task_id:
+                context["flower_task_url"] = (
+                    f"{settings.JOBSITE_FLOWER_URL.rstrip('/')}/task/{obj.celery_task_id}"
+                )
         if obj is not None and self.has_steer_permission(request):
             context["can_cancel_job"] = can_transition(obj.status, JobStatus.CANCELLED)
             context["can_restart_job"] = obj.is_terminal and can_transition(

@@ -33,7 +33,13 @@ def broker_priority(priority: int) -> int:
 
 
 def publish(
-    job_id: object, *, queue: str, priority: int, time_limit: int, countdown: float | None = None
+    job_id: object,
+    *,
+    job_type: str,
+    queue: str,
+    priority: int,
+    time_limit: int,
+    countdown: float | None = None,
 ) -> bool:
     """Send one ``jobs.run`` message; on broker trouble log and return False (the sweeper
     re-publishes from the row)."""
@@ -42,6 +48,8 @@ def publish(
             RUN_TASK,
             args=[str(job_id)],
             task_id=str(uuid.uuid4()),
+            # What Flower and worker logs show as the task's name: the job's type.
+            shadow=f"{RUN_TASK}:{job_type}",
             queue=queue,
             priority=broker_priority(priority),
             soft_time_limit=time_limit,
@@ -57,6 +65,7 @@ def publish(
 def publish_job(job: Job, countdown: float | None = None) -> bool:
     return publish(
         job.pk,
+        job_type=job.type,
         queue=job.queue,
         priority=job.priority,
         time_limit=job.time_limit,

@@ -8,9 +8,11 @@ from typing import Any
 
 import psutil
 from django.core.cache import cache
+from django.db import close_old_connections
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
+from jobs.auth import InvalidApiKey, api_key_for, live_token_user
 from jobs.broker import queue_depths
 from jobs.errors import NotFound
 from jobs.models import Job, JobEvent, JobStatus
@@ -25,20 +27,55 @@ def job_list(*, owner: Any) -> QuerySet[Job]:
     return Job.objects.filter(owner=owner)
 
 
-def job_get(*, owner: Any, job_id: Any) -> Job:
-    """The caller's job, or NotFound: another owner's job does not exist for them."""
+def _job(job_id: Any, **scope: Any) -> Job:
     try:
         pk = uuid.UUID(str(job_id))
     except ValueError:
         raise NotFound("Job not found") from None
-    job = Job.objects.filter(pk=pk, owner=owner).first()
+    job = Job.objects.filter(pk=pk, **scope).first()
     if job is None:
         raise NotFound("Job not found")
     return job
 
 
+def job_get(*, owner: Any, job_id: Any) -> Job:
+    """The caller's job, or NotFound: another owner's job does not exist for them."""
+    return _job(job_id, owner=owner)
+
+
+def live_target(*, key: str | None, token: str | None, job_id: str) -> tuple[Job, str]:
+    """The job a watcher may follow, and whose budget it counts against.
+
+    Runs in a pool thread; the connection goes back before the client starts waiting.
+    """
+    try:
+        if key is not None:
+            api_key = api_key_for(key)
+            return job_get(owner=api_key.user, job_id=job_id), f"key:{api_key.pk}"
+        if token is not None:
+            user_id = live_token_user(token, job_id)
+            if user_id is None:
+                raise InvalidApiKey("Invalid or expired live token")
+            return _job(job_id), f"user:{user_id}"
+        raise InvalidApiKey("Authentication required: an API key or a live token")
+    finally:
+        close_old_connections()
+
+
+def live_reload(job_id: Any) -> Job:
+    try:
+        return Job.objects.get(pk=job_id)
+    finally:
+        close_old_connections()
+
+
 def job_events(*, job: Job) -> QuerySet[JobEvent]:
     return job.events.order_by("id")
+
+
+def job_event_timeline(*, job: Job, limit: int = 200) -> list[JobEvent]:
+    """The latest events, oldest first (a page shows a few hundred at most)."""
+    return list(reversed(job.events.order_by("-id")[:limit]))
 
 
 def active_workers() -> int | None:

@@ -14,6 +14,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from billiard.exceptions import WorkerLostError
@@ -33,6 +34,7 @@ from jobs.errors import (
     JobCancelled,
     JobError,
 )
+from jobs.live.notify import live_fields, notify
 from jobs.models import ApiKey, Job, JobEvent, JobStatus
 from jobs.publish import publish_job, publish_on_commit
 from jobs.transitions import WAITING, can_transition
@@ -72,6 +74,9 @@ def _transition(
     with transaction.atomic():
         if not query.update(**values):
             return False
+        transaction.on_commit(
+            partial(notify, job_id, status=to_status, **live_fields(fields or {}))
+        )
         JobEvent.objects.create(
             job_id=job_id,
             at=now,
@@ -245,7 +250,10 @@ def job_record_progress(job_id: Any, task_id: str, percent: float, step: str | N
     values: dict[str, Any] = {"progress": percent, "heartbeat_at": now, "updated_at": now}
     if step is not None:
         values["current_step"] = step[:255]
-    return _attempt(job_id, task_id).filter(cancel_requested_at__isnull=True).update(**values) == 1
+    written = _attempt(job_id, task_id).filter(cancel_requested_at__isnull=True).update(**values)
+    if written:
+        notify(job_id, status=S.RUNNING, progress=percent, current_step=values.get("current_step"))
+    return written == 1
 
 
 def job_heartbeat(job_id: Any, task_id: str) -> bool:
@@ -430,6 +438,7 @@ def job_cancel(job: Job, *, actor: str) -> str:
                     pk=job.pk, status=S.RUNNING, cancel_requested_at__isnull=True
                 ).update(cancel_requested_at=now, updated_at=now)
                 if asked:
+                    transaction.on_commit(partial(notify, job.pk, cancel_requested=True))
                     _event(
                         job.pk,
                         kind=JobEvent.Kind.CANCEL_REQUESTED,

@@ -78,11 +78,14 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
     web_port = int(os.environ.get("PORT", "8000"))
     valkey_port = int(os.environ.get("JOBSITE_VALKEY_PORT", "6390"))
+    flower_port = int(os.environ.get("FLOWER_PORT", "5555"))
     concurrency = os.environ.get("JOBSITE_WORKER_CONCURRENCY", "2")
-    for name, port in (("PORT", web_port), ("JOBSITE_VALKEY_PORT", valkey_port)):
+    ports = (("PORT", web_port), ("JOBSITE_VALKEY_PORT", valkey_port), ("FLOWER_PORT", flower_port))
+    for name, port in ports:
         if port_open(port):
             sys.exit(f"Port {port} is already in use; choose another with {name}=...")
     os.environ["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{valkey_port}/0"
+    os.environ.setdefault("JOBSITE_FLOWER_URL", f"http://127.0.0.1:{flower_port}")
 
     import django
     from django.conf import settings
@@ -126,6 +129,20 @@ def main() -> None:
         cwd=str(BASE_DIR),
     )
 
+    # Flower behind the admin's credentials (on loopback only, like everything here).
+    password = next(
+        (line.split(":", 1)[1].strip() for line in credentials.splitlines() if "Password" in line),
+        None,
+    )
+    flower_auth = f" --basic-auth=admin:{shlex.quote(password)}" if password else ""
+    manager.add_process(
+        "flower",
+        f"{python} -m celery -A jobsite flower --address=127.0.0.1 --port={flower_port} "
+        f"--max-tasks=10000{flower_auth}",
+        env=env,
+        cwd=str(BASE_DIR),
+    )
+
     def banner() -> None:
         if not wait_for_port(web_port, 60):
             return
@@ -136,6 +153,7 @@ def main() -> None:
             f"  API:        {base}/api/v1/jobs/\n"
             f"  API docs:   {base}/api/docs/\n"
             f"  Admin:      {base}/admin/\n"
+            f"  Flower:     http://127.0.0.1:{flower_port}/  (user admin, the admin password)\n"
             f"  Broker:     redis://127.0.0.1:{valkey_port}/0\n"
             + "".join(f"  {line}\n" for line in credentials.strip().splitlines())
             + f"  (saved in {settings.VAR_DIR / 'credentials.txt'})\n"

@@ -270,11 +270,22 @@ JOBSITE_RETRY_BACKOFF_MAX = env_float("JOBSITE_RETRY_BACKOFF_MAX", 600.0)
 # Retries due sooner than this are published with a broker countdown; later ones wait in
 # the database for the sweeper (long countdowns outlive Redis's visibility timeout).
 JOBSITE_RETRY_COUNTDOWN_MAX = env_float("JOBSITE_RETRY_COUNTDOWN_MAX", 60.0)
-# Progress calls closer together than this are coalesced into one write.
-JOBSITE_PROGRESS_MIN_INTERVAL = env_float("JOBSITE_PROGRESS_MIN_INTERVAL", 0.2)
+# Progress calls closer together than this are coalesced into one write (and one live
+# event): also the longest a reported value waits before watchers see it.
+JOBSITE_PROGRESS_MIN_INTERVAL = env_float("JOBSITE_PROGRESS_MIN_INTERVAL", 0.05)
 # The sweeper (scheduled jobs, due retries, dispatcher, reaper, cancel enforcement).
 JOBSITE_SWEEP_INTERVAL = env_float("JOBSITE_SWEEP_INTERVAL", 2.0)
 JOBSITE_RETENTION_DAYS = env_int("JOBSITE_RETENTION_DAYS", 30)
+# Live updates: the Redis whose pub/sub carries job changes to every web process.
+JOBSITE_LIVE_URL = os.environ.get("JOBSITE_LIVE_URL", CELERY_BROKER_URL)
+# A comment line on idle SSE streams, so proxies and clients keep them open.
+JOBSITE_SSE_KEEPALIVE = env_float("JOBSITE_SSE_KEEPALIVE", 15.0)
+# Concurrent streams and long-polls per API key, per web process; past it, a 429.
+JOBSITE_MAX_WATCHERS_PER_KEY = env_int("JOBSITE_MAX_WATCHERS_PER_KEY", 100)
+# How long a live-page link (a signed, job-scoped read token) stays valid.
+JOBSITE_LIVE_TOKEN_MAX_AGE = env_int("JOBSITE_LIVE_TOKEN_MAX_AGE", 12 * 3600)
+# Where operators find Flower (linked from the admin); empty hides the link.
+JOBSITE_FLOWER_URL = os.environ.get("JOBSITE_FLOWER_URL", "")
 JOBSITE_IDEMPOTENCY_KEY_MAX = 255
 
 CELERY_BEAT_SCHEDULE = {

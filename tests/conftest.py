@@ -77,3 +77,14 @@ def platform(processes: Processes) -> Processes:
 def live(platform: Processes, transactional_db) -> Processes:
     """Real workers and beat; rows committed so they can see them."""
     return platform
+
+
+@pytest.fixture(scope="session")
+def web_server(platform: Processes):
+    """One uvicorn process for the session (a low watcher limit, to test it)."""
+    return platform.web(JOBSITE_MAX_WATCHERS_PER_KEY="250")
+
+
+@pytest.fixture
+def web(web_server, live):
+    return web_server

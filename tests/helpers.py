@@ -78,6 +78,49 @@ class CeleryProcess:
         self._log.close()
 
 
+class WebServer:
+    """The ASGI app under uvicorn, as production runs it, on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        from tests.plugin import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / "web.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "jobsite.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(lambda: b"Uvicorn running" in self.log_path.read_bytes(), 30, "web server")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
 class Processes:
     """Starts workers and beat for the session and stops them all at the end."""
 
@@ -135,6 +178,11 @@ class Processes:
         )
         self.started.append(proc)
         return proc
+
+    def web(self, **env: str) -> WebServer:
+        server = WebServer({**self.env, **env}, self.log_dir)
+        self.started.append(server)  # type: ignore[arg-type]
+        return server
 
     def stop_all(self) -> None:
         for proc in reversed(self.started):

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from jobs.auth import live_token
 from jobs.models import Job, JobEvent
 
 
@@ -64,6 +65,9 @@ class JobSerializer(serializers.ModelSerializer):
     duration = serializers.FloatField(read_only=True, allow_null=True)
     cancel_requested = serializers.SerializerMethodField()
     has_file = serializers.SerializerMethodField()
+    status_page = serializers.SerializerMethodField(
+        help_text="A link to the job's live page (single-job responses only)."
+    )
 
     class Meta:
         model = Job
@@ -92,6 +96,7 @@ class JobSerializer(serializers.ModelSerializer):
             "cancel_requested",
             "callback_url",
             "has_file",
+            "status_page",
         ]
         read_only_fields = fields
 
@@ -111,6 +116,12 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_has_file(self, job: Job) -> bool:
         return bool(job.input_file)
+
+    def get_status_page(self, job: Job) -> str | None:
+        viewer = self.context.get("viewer")
+        if viewer is None:
+            return None
+        return f"/jobs/{job.pk}/?token={live_token(job.pk, viewer)}"
 
 
 class JobActionSerializer(serializers.Serializer):

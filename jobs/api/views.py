@@ -37,8 +37,9 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
-def _job_response(job, *, status: int = 200, headers=None) -> Response:
-    return Response(JobSerializer(job).data, status=status, headers=headers)
+def _job_response(request: Request, job, *, status: int = 200, headers=None) -> Response:
+    data = JobSerializer(job, context={"viewer": request.user.pk}).data
+    return Response(data, status=status, headers=headers)
 
 
 class JobListCreateApi(APIView):
@@ -108,13 +109,13 @@ class JobListCreateApi(APIView):
         headers = {"Location": f"/api/v1/jobs/{job.pk}/"}
         if not created:
             headers["Idempotent-Replayed"] = "true"
-        return _job_response(job, status=202, headers=headers)
+        return _job_response(request, job, status=202, headers=headers)
 
 
 class JobDetailApi(APIView):
     @extend_schema(operation_id="jobs_retrieve", parameters=[JOB_ID], responses=JobSerializer)
     def get(self, request: Request, job_id: str) -> Response:
-        return _job_response(selectors.job_get(owner=request.user, job_id=job_id))
+        return _job_response(request, selectors.job_get(owner=request.user, job_id=job_id))
 
 
 class JobCancelApi(APIView):

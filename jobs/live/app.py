@@ -1,0 +1,280 @@
+"""Long-poll and Server-Sent-Event endpoints, as a small async ASGI app beside Django.
+
+They bypass Django's request handler on purpose: its middleware and request signals run
+sync code through a thread bound to the request, and for a stream that thread would live
+as long as the stream (one OS thread per watcher). Here a waiting client is a coroutine
+and a ``Watcher``: the database is read once up front (auth and the job, in the shared
+thread pool, the connection given back at once) and once more when a long-poll answers.
+Auth, owner isolation (404) and the JSON error shape are the API's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from jobs import auth, selectors
+from jobs.api.errors import error_body
+from jobs.api.serializers import JobSerializer
+from jobs.errors import InvalidInput, JobsiteError
+from jobs.live.hub import RESYNC, Watcher, hub
+from jobs.models import TERMINAL_STATUSES, JobStatus
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_ID = r"(?P<job_id>[^/]+)"
+ROUTES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(rf"^/api/v1/jobs/status/{_ID}/poll/?$"), "poll"),
+    (re.compile(rf"^/api/v1/jobs/{_ID}/poll/$"), "poll"),
+    (re.compile(rf"^/api/v1/jobs/status/{_ID}/stream/?$"), "stream"),
+    (re.compile(rf"^/api/v1/jobs/{_ID}/stream/$"), "stream"),
+]
+
+# Watchers per principal in this process (the per-key limit).
+_open: Counter[str] = Counter()
+
+
+def route(path: str) -> tuple[str, str] | None:
+    for pattern, kind in ROUTES:
+        if found := pattern.match(path):
+            return kind, found["job_id"]
+    return None
+
+
+async def _json(send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] = ()):
+    payload = json.dumps(body, default=str).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    raw = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return {name: values[-1] for name, values in raw.items()}
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _number(query: dict[str, str], name: str, default: float | None, low: float, high: float):
+    if name not in query:
+        return default
+    try:
+        value = float(query[name])
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # also false for NaN
+        raise InvalidInput(
+            f"{name} must be a number from {low:g} to {high:g}",
+            details={name: [f"must be from {low:g} to {high:g}"]},
+        )
+    return value
+
+
+def state_of(job: Any) -> dict[str, Any]:
+    """What a stream event says about a job (the Compileo fields, and ours)."""
+    state: dict[str, Any] = {
+        "job_id": str(job.pk),
+        "status": job.status,
+        "progress": job.progress,
+        "current_step": job.current_step,
+        "timestamp": job.updated_at.isoformat(),
+        "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested_at is not None,
+    }
+    if job.error_code:
+        state["error"] = {"code": job.error_code, "message": job.error_message}
+    if job.status == JobStatus.COMPLETED:
+        state["result"] = job.result
+    return state
+
+
+class Client:
+    """A connected client: notices the disconnect without a read per wait."""
+
+    def __init__(self, receive: Receive, watcher: Watcher) -> None:
+        self.gone = False
+        self._watcher = watcher
+        self._task = asyncio.create_task(self._listen(receive))
+
+    async def _listen(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.gone = True
+                self._watcher.wake.set()
+                return
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    kind, job_id = route(scope["path"]) or ("", "")
+    if scope.get("method") not in ("GET", "HEAD"):
+        await _json(send, 405, error_body("method_not_allowed", "Only GET is allowed"))
+        return
+    query = _query(scope)
+    key = auth.key_from_header_values(
+        _header(scope, b"authorization"), _header(scope, b"x-api-key")
+    )
+    token = query.get("token")
+    live = hub()
+    await live.start()
+    with live.watch(job_id) as watcher:
+        # Watch first, then read: a change between the two is in the watcher, not lost.
+        seq = await live.current_seq(job_id)
+        try:
+            job, principal = await sync_to_async(selectors.live_target, thread_sensitive=False)(
+                key=key, token=token, job_id=job_id
+            )
+            if kind == "poll":
+                timeout = _number(query, "timeout", 30, 1, 300)
+                status = query.get("current_status")
+                if status is not None and status not in JobStatus.values:
+                    raise InvalidInput(
+                        "current_status is not a job status",
+                        details={"current_status": [f"one of {', '.join(JobStatus.values)}"]},
+                    )
+                progress = _number(query, "current_progress", None, 0, 100)
+        except JobsiteError as exc:
+            await _json(send, exc.status, error_body(exc.code, exc.message, exc.details))
+            return
+        if _open[principal] >= settings.JOBSITE_MAX_WATCHERS_PER_KEY:
+            await _json(
+                send,
+                429,
+                error_body("too_many_watchers", "Too many open streams and polls for this key"),
+                [(b"retry-after", b"5")],
+            )
+            return
+        _open[principal] += 1
+        client = Client(receive, watcher)
+        try:
+            if kind == "poll":
+                await _poll(send, job, watcher, client, timeout, status, progress)
+            else:
+                last = _header(scope, b"last-event-id")
+                await _stream(send, job, seq, watcher, client, last)
+        finally:
+            client.close()
+            _open[principal] -= 1
+            if not _open[principal]:
+                del _open[principal]
+
+
+async def _poll(
+    send: Send,
+    job: Any,
+    watcher: Watcher,
+    client: Client,
+    timeout: float,
+    status: str | None,
+    progress: float | None,
+) -> None:
+    """Answer at once if the job differs from what the client knows, else at the first
+    change, else at the timeout: always the status endpoint's JSON."""
+
+    def differs(current_status: str, current_progress: float) -> bool:
+        if status is not None and current_status != status:
+            return True
+        return progress is not None and current_progress != progress
+
+    changed = differs(job.status, job.progress)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not changed and not client.gone:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        for seq, event in await watcher.next_batch(remaining):
+            if seq == RESYNC or differs(
+                event.get("status", job.status), event.get("progress", job.progress)
+            ):
+                changed = True
+    if client.gone:
+        return
+    # The answer is the job as it is now (one read), in the status endpoint's shape.
+    job = await sync_to_async(selectors.live_reload, thread_sensitive=False)(job.pk)
+    await _json(send, 200, JobSerializer(job).data)
+
+
+def _sse(state: dict[str, Any], seq: int) -> bytes:
+    return f"id: {seq}\ndata: {json.dumps(state, default=str)}\n\n".encode()
+
+
+async def _stream(
+    send: Send, job: Any, seq: int, watcher: Watcher, client: Client, last_event_id: str
+) -> None:
+    """One event per change, in order; the first is the current state (unless the client
+    resumes with ``Last-Event-ID`` at that very state); ends after a terminal state."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache, no-transform"),
+                # nginx and friends must pass each event through at once.
+                (b"x-accel-buffering", b"no"),
+            ],
+        }
+    )
+    state = state_of(job)
+    sent = seq
+    opening = b"retry: 3000\n\n"
+    if last_event_id != str(seq):
+        opening += _sse(state, seq)
+    await send({"type": "http.response.body", "body": opening, "more_body": True})
+    keepalive = settings.JOBSITE_SSE_KEEPALIVE
+    while state["status"] not in TERMINAL_STATUSES and not client.gone:
+        batch = await watcher.next_batch(keepalive)
+        if client.gone:
+            break
+        if not batch:
+            await send(
+                {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
+            )
+            continue
+        chunks = []
+        for number, event in batch:
+            if number == RESYNC:
+                sent = await hub().current_seq(job.pk)
+                fresh = await sync_to_async(selectors.live_reload, thread_sensitive=False)(job.pk)
+                state = state_of(fresh)
+            elif number > sent:
+                sent = number
+                state = {**state, **event}
+            else:
+                continue
+            chunks.append(_sse(state, sent))
+            if state["status"] in TERMINAL_STATUSES:
+                break
+        if chunks:
+            await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
+    if not client.gone:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
