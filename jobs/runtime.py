@@ -41,6 +41,7 @@ class Progress:
         self.percent = 0.0
         self.step: str | None = None
         self._pending = False
+        self._reported_at = time.time()
         self._last_write = time.monotonic()
         self._stop: JobError | None = None
         self._lock = threading.Lock()
@@ -56,6 +57,7 @@ class Progress:
             if step is not None:
                 self.step = str(step)
             self._pending = True
+            self._reported_at = time.time()
         if time.monotonic() - self._last_write >= settings.JOBSITE_PROGRESS_MIN_INTERVAL:
             self.flush()
         self.check()
@@ -83,10 +85,12 @@ class Progress:
                 return
             with self._lock:
                 pending, self._pending = self._pending, False
-                percent, step = self.percent, self.step
+                percent, step, at = self.percent, self.step, self._reported_at
             self._last_write = time.monotonic()
             if pending:
-                alive = services.job_record_progress(self.job_id, self.task_id, percent, step)
+                alive = services.job_record_progress(
+                    self.job_id, self.task_id, percent, step, reported_at=at
+                )
             else:
                 alive = services.job_heartbeat(self.job_id, self.task_id)
             if not alive and self._stop is None:

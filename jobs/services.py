@@ -244,15 +244,27 @@ def _attempt(job_id: Any, task_id: str):
     return Job.objects.filter(pk=job_id, status=S.RUNNING, celery_task_id=task_id)
 
 
-def job_record_progress(job_id: Any, task_id: str, percent: float, step: str | None) -> bool:
-    """One coalesced progress write (also a heartbeat). False: this attempt must stop."""
+def job_record_progress(
+    job_id: Any, task_id: str, percent: float, step: str | None, reported_at: float | None = None
+) -> bool:
+    """One coalesced progress write (also a heartbeat). False: this attempt must stop.
+
+    ``reported_at`` (epoch seconds) is when the job reported this value: the live event
+    carries it, so a watcher's delay counts from the report, coalescing included.
+    """
     now = timezone.now()
     values: dict[str, Any] = {"progress": percent, "heartbeat_at": now, "updated_at": now}
     if step is not None:
         values["current_step"] = step[:255]
     written = _attempt(job_id, task_id).filter(cancel_requested_at__isnull=True).update(**values)
     if written:
-        notify(job_id, status=S.RUNNING, progress=percent, current_step=values.get("current_step"))
+        notify(
+            job_id,
+            at=reported_at,
+            status=S.RUNNING,
+            progress=percent,
+            current_step=values.get("current_step"),
+        )
     return written == 1
 
 

@@ -26,8 +26,8 @@ from jobs import auth, selectors
 from jobs.api.errors import error_body
 from jobs.api.serializers import JobSerializer
 from jobs.errors import InvalidInput, JobsiteError
-from jobs.live.hub import RESYNC, Watcher, hub
-from jobs.models import TERMINAL_STATUSES, JobStatus
+from jobs.live.hub import KEEPALIVE, RESYNC, TERMINAL, Watcher, hub, sse
+from jobs.models import JobStatus
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -117,15 +117,18 @@ class Client:
     """A connected client: notices the disconnect without a read per wait."""
 
     def __init__(self, receive: Receive, watcher: Watcher) -> None:
-        self.gone = False
         self._watcher = watcher
         self._task = asyncio.create_task(self._listen(receive))
+
+    @property
+    def gone(self) -> bool:
+        return self._watcher.gone
 
     async def _listen(self, receive: Receive) -> None:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                self.gone = True
+                self._watcher.gone = True
                 self._watcher.wake.set()
                 return
 
@@ -145,7 +148,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     token = query.get("token")
     live = hub()
     await live.start()
-    with live.watch(job_id) as watcher:
+    with live.watch(job_id, stream=kind == "stream") as watcher:
         # Watch first, then read: a change between the two is in the watcher, not lost.
         seq = await live.current_seq(job_id)
         try:
@@ -172,14 +175,16 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 [(b"retry-after", b"5")],
             )
             return
+        state = state_of(job)
+        live.seed(job_id, seq, state)
         _open[principal] += 1
         client = Client(receive, watcher)
         try:
             if kind == "poll":
-                await _poll(send, job, watcher, client, timeout, status, progress)
+                await _poll(send, job, watcher, timeout, status, progress)
             else:
                 last = _header(scope, b"last-event-id")
-                await _stream(send, job, seq, watcher, client, last)
+                await _stream(send, job.pk, state, seq, watcher, last)
         finally:
             client.close()
             _open[principal] -= 1
@@ -191,7 +196,6 @@ async def _poll(
     send: Send,
     job: Any,
     watcher: Watcher,
-    client: Client,
     timeout: float,
     status: str | None,
     progress: float | None,
@@ -207,28 +211,26 @@ async def _poll(
     changed = differs(job.status, job.progress)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not changed and not client.gone:
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            break
-        for seq, event in await watcher.next_batch(remaining):
-            if seq == RESYNC or differs(
-                event.get("status", job.status), event.get("progress", job.progress)
-            ):
-                changed = True
-    if client.gone:
+    timer = loop.call_at(deadline, watcher.wake.set)
+    try:
+        while not changed and not watcher.gone and loop.time() < deadline:
+            for item in await watcher.next_batch():
+                if item == RESYNC:
+                    changed = True
+                elif item != KEEPALIVE:
+                    state = item[1]
+                    changed = changed or differs(state["status"], state.get("progress", 0))
+    finally:
+        timer.cancel()
+    if watcher.gone:
         return
     # The answer is the job as it is now (one read), in the status endpoint's shape.
     job = await sync_to_async(selectors.live_reload, thread_sensitive=False)(job.pk)
     await _json(send, 200, JobSerializer(job).data)
 
 
-def _sse(state: dict[str, Any], seq: int) -> bytes:
-    return f"id: {seq}\ndata: {json.dumps(state, default=str)}\n\n".encode()
-
-
 async def _stream(
-    send: Send, job: Any, seq: int, watcher: Watcher, client: Client, last_event_id: str
+    send: Send, job_id: Any, state: dict[str, Any], seq: int, watcher: Watcher, last_event_id: str
 ) -> None:
     """One event per change, in order; the first is the current state (unless the client
     resumes with ``Last-Event-ID`` at that very state); ends after a terminal state."""
@@ -244,37 +246,33 @@ async def _stream(
             ],
         }
     )
-    state = state_of(job)
     sent = seq
     opening = b"retry: 3000\n\n"
     if last_event_id != str(seq):
-        opening += _sse(state, seq)
+        opening += sse(state, seq)
     await send({"type": "http.response.body", "body": opening, "more_body": True})
-    keepalive = settings.JOBSITE_SSE_KEEPALIVE
-    while state["status"] not in TERMINAL_STATUSES and not client.gone:
-        batch = await watcher.next_batch(keepalive)
-        if client.gone:
-            break
-        if not batch:
-            await send(
-                {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
-            )
-            continue
+    done = state["status"] in TERMINAL
+    while not done:
+        batch = await watcher.next_batch()
+        if watcher.gone:
+            return
         chunks = []
-        for number, event in batch:
-            if number == RESYNC:
-                sent = await hub().current_seq(job.pk)
-                fresh = await sync_to_async(selectors.live_reload, thread_sensitive=False)(job.pk)
+        for item in batch:
+            if item == KEEPALIVE:
+                chunks.append(b": keepalive\n\n")
+            elif item == RESYNC:
+                sent = await hub().current_seq(job_id)
+                fresh = await sync_to_async(selectors.live_reload, thread_sensitive=False)(job_id)
                 state = state_of(fresh)
-            elif number > sent:
-                sent = number
-                state = {**state, **event}
-            else:
-                continue
-            chunks.append(_sse(state, sent))
-            if state["status"] in TERMINAL_STATUSES:
+                hub().seed(str(job_id), sent, state)
+                chunks.append(sse(state, sent))
+            elif item[0] > sent:
+                sent, state, payload = item
+                chunks.append(payload)
+            done = state["status"] in TERMINAL
+            if done:
                 break
         if chunks:
             await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
-    if not client.gone:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            watcher.quiet_since = asyncio.get_running_loop().time()
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -45,9 +46,11 @@ def _script() -> Any:
     return script
 
 
-def notify(job_id: Any, **fields: Any) -> None:
-    """Tell watchers of ``job_id`` what changed (only the fields that did)."""
-    event = {"job_id": str(job_id), "timestamp": timezone.now().isoformat(), **fields}
+def notify(job_id: Any, *, at: float | None = None, **fields: Any) -> None:
+    """Tell watchers of ``job_id`` what changed (only the fields that did), and when
+    (``at``, epoch seconds; now by default)."""
+    moment = datetime.fromtimestamp(at, UTC) if at is not None else timezone.now()
+    event = {"job_id": str(job_id), "timestamp": moment.isoformat(), **fields}
     try:
         body = json.dumps(event, default=str, separators=(",", ":"))
         _script()(keys=[f"{SEQ_KEY}{job_id}"], args=[CHANNEL, body, 86400 * 2])

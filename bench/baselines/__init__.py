@@ -1,0 +1,1 @@
+"""Minimal reference implementations that benchmarks compare Jobsite against."""
