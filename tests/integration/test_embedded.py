@@ -54,6 +54,11 @@ def test_make_run_starts_everything_serves_a_job_and_stops_on_ctrl_c(tmp_path):
         base = f"http://127.0.0.1:{ports['PORT']}"
         for name in ("API docs", "Admin", "Flower"):
             assert f"{name}:" in text
+        flower = f"http://127.0.0.1:{ports['FLOWER_PORT']}/"
+        wait_for(lambda: _flower_up(flower), 60, "flower")
+        assert httpx.get(flower).status_code == 401
+        assert httpx.get(flower, auth=("admin", password)).status_code == 200
+        time.sleep(2)  # Flower has subscribed to the workers' task events
         auth = {"Authorization": f"Bearer {key}"}
         job = httpx.post(
             f"{base}/api/v1/jobs/", json={"type": "echo", "params": {"payload": 1}}, headers=auth
@@ -64,10 +69,14 @@ def test_make_run_starts_everything_serves_a_job_and_stops_on_ctrl_c(tmp_path):
             return body["status"] == "completed"
 
         wait_for(completed, 60, "the job to complete")
-        flower = f"http://127.0.0.1:{ports['FLOWER_PORT']}/"
-        wait_for(lambda: _flower_up(flower), 60, "flower")
-        assert httpx.get(flower).status_code == 401
-        assert httpx.get(flower, auth=("admin", password)).status_code == 200
+
+        def in_flower():
+            tasks = httpx.get(f"{flower}api/tasks", auth=("admin", password)).json()
+            return [t for t in tasks.values() if job["job_id"] in str(t.get("args"))]
+
+        # Flower shows the task under the job's type, with the job id in its arguments.
+        task = wait_for(in_flower, 30, "the task in Flower")[0]
+        assert task["name"] == "jobs.run:echo" and task["state"] == "SUCCESS"
         family = [launcher.pid, *(p.pid for p in psutil.Process(launcher.pid).children(True))]
         assert len(family) >= 5  # valkey, web, worker (+ pool), beat, flower
     finally:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from jobs.models import Job
@@ -42,7 +43,12 @@ def test_answers_at_once_when_the_status_already_differs(web, api):
 
 def test_returns_early_on_change(web, api):
     job_id = scheduled_job(api)
-    threading.Timer(0.7, lambda: api.post(f"/api/v1/jobs/{job_id}/cancel/")).start()
+
+    def cancel() -> None:
+        api.post(f"/api/v1/jobs/{job_id}/cancel/")
+        connection.close()  # this thread's own connection: not left open on the test DB
+
+    threading.Timer(0.7, cancel).start()
     started = time.monotonic()
     response = httpx.get(
         f"{web.url}/api/v1/jobs/{job_id}/poll/",

@@ -10,6 +10,7 @@ import httpx
 import psutil
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 from django.utils import timezone
 
 pytestmark = [pytest.mark.worker]
@@ -122,6 +123,11 @@ def test_hundreds_of_streams_on_one_process_hold_no_thread_each(web, api):
     ]
     server = psutil.Process(web.proc.pid)
 
+    def cancel_all() -> None:
+        for job_id in job_ids:
+            api.post(f"/api/v1/jobs/{job_id}/cancel/")
+        connection.close()  # the helper thread's own connection
+
     async def scenario():
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
         async with httpx.AsyncClient(headers=headers(api), limits=limits, timeout=60) as client:
@@ -143,8 +149,7 @@ def test_hundreds_of_streams_on_one_process_hold_no_thread_each(web, api):
             threads_open = server.num_threads()
             # Past the per-key limit (250 for this server): a 429, not a 251st stream.
             refused = await client.get(f"{web.url}/api/v1/jobs/{job_ids[0]}/stream/")
-            for job_id in job_ids:
-                await sync_to_async(api.post)(f"/api/v1/jobs/{job_id}/cancel/")
+            await sync_to_async(cancel_all)()
             await asyncio.wait_for(asyncio.gather(*tasks), 30)
             return threads_before, threads_open, refused, seen
 
