@@ -60,6 +60,8 @@ class Progress:
             self._reported_at = time.time()
         if time.monotonic() - self._last_write >= settings.JOBSITE_PROGRESS_MIN_INTERVAL:
             self.flush()
+        elif _heartbeat is not None:
+            _heartbeat.poke()  # the thread writes the buffered value when it is due
         self.check()
 
     def check(self) -> None:
@@ -96,38 +98,43 @@ class Progress:
             if not alive and self._stop is None:
                 self._stop = services.attempt_stop_reason(self.job_id, self.task_id)
 
-    def due(self, now: float) -> bool:
-        since = now - self._last_write
+    def next_due(self) -> float:
+        """When the next write is due: the buffered value's, or the heartbeat's."""
         if self._pending:
-            return since >= settings.JOBSITE_PROGRESS_MIN_INTERVAL
-        return since >= settings.JOBSITE_HEARTBEAT_INTERVAL
+            return self._last_write + settings.JOBSITE_PROGRESS_MIN_INTERVAL
+        return self._last_write + settings.JOBSITE_HEARTBEAT_INTERVAL
 
 
 class _Heartbeat(threading.Thread):
-    """One daemon thread per worker process for every job running in it."""
+    """One daemon thread per worker process for every job running in it. It sleeps until
+    the next write is due (a buffered progress value, or a heartbeat), not on a tick."""
 
     def __init__(self) -> None:
         super().__init__(name="jobsite-heartbeat", daemon=True)
         self.active: set[Progress] = set()
         self.lock = threading.Lock()
+        self.wake = threading.Event()
+
+    def poke(self) -> None:
+        """Something changed (a job started, a value was buffered): recompute the sleep."""
+        if not self.wake.is_set():
+            self.wake.set()
 
     def run(self) -> None:
-        tick = max(
-            0.02,
-            min(settings.JOBSITE_PROGRESS_MIN_INTERVAL, settings.JOBSITE_HEARTBEAT_INTERVAL) / 2,
-        )
         while True:
-            time.sleep(tick)
             with self.lock:
                 running = list(self.active)
             now = time.monotonic()
             for reporter in running:
-                if reporter.due(now):
+                if reporter.next_due() <= now:
                     try:
                         reporter.flush()
-                    except Exception as exc:  # the database blipped: try again next tick
+                    except Exception as exc:  # the database blipped: try again later
                         log.warning("Heartbeat for job %s failed: %s", reporter.job_id, exc)
                         connection.close()
+            nearest = min((r.next_due() for r in running), default=now + 60)
+            self.wake.wait(max(0.005, nearest - time.monotonic()))
+            self.wake.clear()
 
 
 _heartbeat: _Heartbeat | None = None
@@ -154,6 +161,7 @@ def activate(reporter: Progress) -> Iterator[Progress]:
     beat = _heartbeat_thread()
     with beat.lock:
         beat.active.add(reporter)
+    beat.poke()
     token = _current.set(reporter)
     try:
         yield reporter

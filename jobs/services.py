@@ -38,6 +38,7 @@ from jobs.live.notify import live_fields, notify
 from jobs.models import ApiKey, Job, JobEvent, JobStatus
 from jobs.publish import publish_job, publish_on_commit
 from jobs.transitions import WAITING, can_transition
+from jobs.writes import insert_with_event, update_with_event
 
 log = logging.getLogger(__name__)
 
@@ -71,22 +72,20 @@ def _transition(
     query = Job.objects.filter(pk=job_id, status=from_status)
     if where is not None:
         query = query.filter(where)
-    with transaction.atomic():
-        if not query.update(**values):
-            return False
-        transaction.on_commit(
-            partial(notify, job_id, status=to_status, **live_fields(fields or {}))
-        )
-        JobEvent.objects.create(
-            job_id=job_id,
-            at=now,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            reason=reason,
-            attempt=attempt,
-            data=data,
-        )
+    event = {
+        "job_id": job_id,
+        "at": now,
+        "kind": JobEvent.Kind.TRANSITION,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": actor,
+        "reason": reason,
+        "attempt": attempt,
+        "data": data,
+    }
+    if not update_with_event(query, values, event):
+        return False
+    transaction.on_commit(partial(notify, job_id, status=to_status, **live_fields(fields or {})))
     log.info("job %s: %s -> %s (%s; %s)", job_id, from_status, to_status, reason, actor)
     return True
 
@@ -172,19 +171,24 @@ def job_create(
     if input_file is not None:
         job.input_file = input_file
     reason = f"created; runs at {run_at.isoformat()}" if scheduled else "created"
+    event = {
+        "at": now,
+        "kind": JobEvent.Kind.TRANSITION,
+        "from_status": "",
+        "to_status": job.status,
+        "actor": actor,
+        "reason": reason,
+        "attempt": 0,
+    }
     try:
-        with transaction.atomic():
-            job.save(force_insert=True)
-            JobEvent.objects.create(
-                job=job, at=now, to_status=job.status, actor=actor, reason=reason
-            )
-            if not scheduled:
-                publish_on_commit(job)
+        insert_with_event(job, event)
     except IntegrityError:
         # Two requests raced with the same Idempotency-Key: the first one won.
         if idempotency_key and (found := _idempotent_match(owner, idempotency_key, fingerprint)):
             return found, False
         raise
+    if not scheduled:
+        publish_on_commit(job)
     return job, True
 
 
@@ -194,7 +198,7 @@ def job_create(
 def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
     """Take a job for one attempt, or return None when this message must not run it
     (already running elsewhere, finished, cancelled, not yet due, or gone)."""
-    job = Job.objects.filter(pk=job_id).first()
+    job = next(iter(Job.objects.filter(pk=job_id).order_by()[:1]), None)
     if job is None:
         log.info("Message %s for a job that no longer exists (%s): skipped", task_id, job_id)
         return None

@@ -1,0 +1,24 @@
+"""Baseline tasks for the throughput benchmark (workers load them with ``-I bench.tasks``).
+
+Each bumps a Redis counter, the same cheap completion signal for every variant."""
+
+from __future__ import annotations
+
+import os
+
+import redis
+from celery import shared_task
+
+_counter = redis.Redis.from_url(os.environ.get("BENCH_COUNTER_URL", "redis://127.0.0.1:6379/14"))
+
+
+@shared_task(name="bench.noop", ignore_result=True)
+def noop() -> None:
+    """Raw Celery: no Job row, no result."""
+    _counter.incr("bench:done")
+
+
+@shared_task(name="bench.tracked", ignore_result=False, track_started=True)
+def tracked() -> None:
+    """What most Django teams run: django-celery-results records STARTED and SUCCESS."""
+    _counter.incr("bench:done")

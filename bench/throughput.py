@@ -1,0 +1,226 @@
+"""Tracking overhead: Jobsite jobs against raw Celery and against Celery +
+django-celery-results, on the same broker and the same worker processes, in interleaved
+rounds (A B C A B C ...) because this machine is noisy.
+
+    python -m bench.throughput                    # 20,000 per run, 3 rounds, PG + Redis
+    python -m bench.throughput --jobs 2000 --rounds 1 --embedded
+
+Each run enqueues everything with the worker's consumer paused, then resumes it and times
+the drain: jobs per second of the workers, not of the producer (enqueue rates are printed
+too). The queries one job costs are counted by running one in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import uuid
+from typing import Any
+
+import psutil
+
+from bench.harness import Setup, machine
+
+VARIANTS = {
+    "raw": "raw Celery (no Job row, no result)",
+    "jobsite": "Jobsite (Job row, events, claim, heartbeat)",
+    "dcr": "Celery + django-celery-results (track_started, result_extended)",
+}
+
+
+def count_queries(owner: Any) -> tuple[int, int]:
+    """Queries to create one job (service layer) and to run it (claim, run, complete)."""
+    from unittest import mock
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from jobs import services
+    from jobs.tasks import run_job
+
+    with (
+        mock.patch.object(services, "publish_on_commit"),
+        CaptureQueriesContext(connection) as created,
+    ):
+        job, _ = services.job_create(owner=owner, job_type="echo", params={}, actor="bench")
+    with CaptureQueriesContext(connection) as ran:
+        run_job.apply(args=[str(job.pk)], task_id=str(uuid.uuid4()))
+    job.refresh_from_db()
+    assert job.status == "completed", job.status
+    return len(created), len(ran)
+
+
+def truncate() -> None:
+    from django.db import connection
+
+    tables = ["jobs_jobevent", "jobs_job", "django_celery_results_taskresult"]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"TRUNCATE {', '.join(tables)}")
+            cursor.execute("VACUUM ANALYZE jobs_job")
+        else:
+            for table in tables:
+                cursor.execute(f"DELETE FROM {table}")
+
+
+def run_once(variant: str, n: int, owner: Any, node: str, counter: Any) -> dict[str, float]:
+    from jobs import services
+    from jobs.models import Job, JobStatus
+    from jobsite.celery import app
+
+    truncate()
+    counter.set("bench:done", 0)
+    app.control.cancel_consumer("default", destination=[node], reply=True)
+    started = time.monotonic()
+    for _ in range(n):
+        if variant == "jobsite":
+            services.job_create(owner=owner, job_type="echo", params={}, actor="bench")
+        else:
+            app.send_task("bench.noop" if variant == "raw" else "bench.tracked", queue="default")
+    enqueued = time.monotonic() - started
+
+    def done() -> int:
+        if variant == "jobsite":
+            return Job.objects.filter(status=JobStatus.COMPLETED).count()
+        return int(counter.get("bench:done") or 0)
+
+    cpu_before = cpu_by_program()
+    started = time.monotonic()
+    app.control.add_consumer("default", destination=[node], reply=True)
+    while done() < n:
+        time.sleep(0.02)
+    drained = time.monotonic() - started
+    cpu_after = cpu_by_program()
+    cpu_ms = {
+        name: 1000 * (cpu_after.get(name, 0) - cpu_before.get(name, 0)) / n
+        for name in ("celery", "postgres", "redis")
+    }
+    return {
+        "jobs/s": n / drained,
+        "enqueue/s": n / enqueued,
+        **{f"{k} ms": v for k, v in cpu_ms.items()},
+    }
+
+
+def cpu_by_program() -> dict[str, float]:
+    """CPU seconds used so far by the worker, PostgreSQL and Redis processes."""
+    totals: dict[str, float] = {}
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            name = proc.info["name"] or ""
+            times = proc.info["cpu_times"]
+        except (psutil.Error, TypeError):
+            continue
+        if times is None:
+            continue
+        if "celery" in cmd and "worker" in cmd and "bench@throughput" in cmd:
+            key = "celery"
+        elif name.startswith("postgres"):
+            key = "postgres"
+        elif name.startswith(("redis", "valkey")):
+            key = "redis"
+        else:
+            continue
+        totals[key] = totals.get(key, 0.0) + times.user + times.system
+    return totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--embedded", action="store_true")
+    parser.add_argument("--only", choices=list(VARIANTS), action="append", help="(repeatable)")
+    args = parser.parse_args()
+    setup = Setup(embedded=args.embedded)
+    counter_url = setup.env["CELERY_BROKER_URL"].rsplit("/", 1)[0] + "/14"
+    setup.env["BENCH_COUNTER_URL"] = counter_url
+    try:
+        setup.prepare()
+        report(run(setup, args, counter_url), setup, args)
+    finally:
+        setup.stop()
+
+
+def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> dict[str, Any]:
+    import redis
+    from django.contrib.auth import get_user_model
+
+    from jobsite.celery import app
+
+    owner = get_user_model().objects.create_user("bench")
+    node = "bench@throughput"
+    setup.spawn(
+        "worker",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "jobsite",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(args.concurrency),
+            "-Q",
+            "default",
+            "-I",
+            "bench.tasks",
+            "-n",
+            node,
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "WARNING",
+        ],
+    )
+    deadline = time.monotonic() + 60
+    while not app.control.ping(destination=[node], timeout=0.5):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the benchmark worker did not start")
+    created, ran = count_queries(owner)
+    counter = redis.Redis.from_url(counter_url)
+    chosen = args.only or list(VARIANTS)
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in chosen}
+    for round_no in range(1, args.rounds + 1):
+        for name in chosen:
+            outcome = run_once(name, args.jobs, owner, node, counter)
+            results[name].append(outcome)
+            print(
+                f"round {round_no} {name:>8}: {outcome['jobs/s']:8.0f} jobs/s "
+                f"(enqueued at {outcome['enqueue/s']:.0f}/s)",
+                flush=True,
+            )
+    return {"results": results, "queries": (created, ran)}
+
+
+def report(outcome: dict[str, Any], setup: Setup, args: argparse.Namespace) -> None:
+    results, (created, ran) = outcome["results"], outcome["queries"]
+    raw = statistics.median(r["jobs/s"] for r in results.get("raw") or results[next(iter(results))])
+    print(
+        f"\nmachine: {machine()}\nsetup:   {setup.label}, prefork -c {args.concurrency}, "
+        f"{args.jobs:,} per run, {args.rounds} interleaved rounds (medians)\n"
+    )
+    print(
+        f"{'':<66} {'jobs/s':>8} {'vs raw':>7} {'enqueue/s':>10}   CPU ms per job: "
+        "worker / PostgreSQL / Redis"
+    )
+    for name, runs in results.items():
+        label = VARIANTS[name]
+        speed = statistics.median(r["jobs/s"] for r in runs)
+        enqueue = statistics.median(r["enqueue/s"] for r in runs)
+        cpu = " / ".join(
+            f"{statistics.median(r[f'{part} ms'] for r in runs):.2f}"
+            for part in ("celery", "postgres", "redis")
+        )
+        print(f"{label:<66} {speed:>8.0f} {speed / raw:>7.0%} {enqueue:>10.0f}   {cpu}")
+    print(f"\nqueries per Jobsite job: {created} to create, {ran} to run ({created + ran} in all)")
+
+
+if __name__ == "__main__":
+    main()
