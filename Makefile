@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-embedded bench-watchers lint format
+.PHONY: help install run test test-embedded chaos bench-watchers lint format
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ test: install ## Run the tests on the embedded default, then on PostgreSQL + Red
 
 test-embedded: install ## Run the tests on the embedded default only
 	$(PY) -m pytest $(ARGS)
+
+chaos: install ## Fault injection only (kills, broker and database restarts), both setups
+	$(PY) -m tests.suites tests/chaos $(ARGS)
 
 bench-watchers: install ## Live updates: 10,000 SSE + 1,000 long-polls on one web process
 	$(PY) -m bench.watchers $(ARGS)

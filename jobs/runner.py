@@ -37,4 +37,9 @@ def run_attempt(request: Any, job_id: str) -> Any:
         input_path=job.input_file.path if job.input_file else None,
     )
     with runtime.activate(reporter):
-        return job_type.run(job.params, reporter)
+        try:
+            return job_type.run(job.params, reporter)
+        except MemoryError:
+            # Celery takes a MemoryError reaching it for the worker's own and shuts the
+            # worker down; it is this job's, so it fails this job only.
+            raise JobError("The job ran out of memory", code="out_of_memory") from None

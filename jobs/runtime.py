@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import resource
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from jobs.errors import JobError
 
@@ -59,7 +60,12 @@ class Progress:
             self._pending = True
             self._reported_at = time.time()
         if time.monotonic() - self._last_write >= settings.JOBSITE_PROGRESS_MIN_INTERVAL:
-            self.flush()
+            try:
+                self.flush()
+            except DatabaseError as exc:  # progress is best effort: the thread writes it later
+                log.warning("Progress of job %s not written yet: %s", self.job_id, exc)
+                connection.close()
+                self._pending = True
         elif _heartbeat is not None:
             _heartbeat.poke()  # the thread writes the buffered value when it is due
         self.check()
@@ -169,6 +175,14 @@ def activate(reporter: Progress) -> Iterator[Progress]:
         _current.reset(token)
         with beat.lock:
             beat.active.discard(reporter)
+
+
+def limit_process_memory() -> None:
+    """Cap this (pool) process's data segment at ``JOBSITE_WORKER_MEMORY_LIMIT_MB``."""
+    limit = settings.JOBSITE_WORKER_MEMORY_LIMIT_MB
+    if limit:
+        size = limit * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (size, size))
 
 
 def progress(percent: float, step: str | None = None) -> None:

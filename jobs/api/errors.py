@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -68,6 +69,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         status, body = 404, error_body("not_found", "Not found")
     elif isinstance(exc, PermissionDenied):
         status, body = 403, error_body("permission_denied", "Permission denied")
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        log.warning("Database unavailable in %s: %s", context.get("view"), exc)
+        status = 503
+        body = error_body("database_unavailable", "The database is unavailable; try again")
+        headers["Retry-After"] = "5"
     elif isinstance(exc, SuspiciousOperation):
         status, body = 400, error_body("bad_request", str(exc) or "Bad request")
     elif isinstance(exc, exceptions.APIException):

@@ -239,6 +239,8 @@ def test_job_types_list_echo_with_schema(api):
         "steps",
         "fail_times",
         "payload",
+        "write_payload",
+        "allocate_mb",
     }
 
 

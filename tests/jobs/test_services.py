@@ -46,7 +46,14 @@ def test_create_writes_row_and_event_and_publishes_after_commit(
     with django_capture_on_commit_callbacks() as callbacks:
         job = create(user, params={"duration_s": 1, "payload": [1, 2]})
     assert job.status == S.PENDING
-    assert job.params == {"duration_s": 1.0, "steps": 1, "fail_times": 0, "payload": [1, 2]}
+    assert job.params == {
+        "duration_s": 1.0,
+        "steps": 1,
+        "fail_times": 0,
+        "payload": [1, 2],
+        "write_payload": False,
+        "allocate_mb": 0,
+    }
     assert job.queue == "default" and job.max_retries == 3
     assert JobEvent.objects.get(job=job).to_status == S.PENDING
     assert len(callbacks) == 1  # the publish waits for the commit
