@@ -65,6 +65,7 @@ class JobSerializer(serializers.ModelSerializer):
     duration = serializers.FloatField(read_only=True, allow_null=True)
     cancel_requested = serializers.SerializerMethodField()
     has_file = serializers.SerializerMethodField()
+    callback_url = serializers.SerializerMethodField()
     status_page = serializers.SerializerMethodField(
         help_text="A link to the job's live page (single-job responses only)."
     )
@@ -114,6 +115,9 @@ class JobSerializer(serializers.ModelSerializer):
     def get_cancel_requested(self, job: Job) -> bool:
         return job.cancel_requested_at is not None
 
+    def get_callback_url(self, job: Job) -> str | None:
+        return job.callback_url or None
+
     def get_has_file(self, job: Job) -> bool:
         return bool(job.input_file)
 
@@ -155,3 +159,19 @@ class JobTypeSerializer(serializers.Serializer):
     accepts_file = serializers.BooleanField()
     params_schema = serializers.DictField()
     example = serializers.DictField()
+
+
+class JobPageSerializer(serializers.Serializer):
+    """A cursor page of jobs."""
+
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = JobSerializer(many=True)
+
+
+class JobEventPageSerializer(serializers.Serializer):
+    """A cursor page of events, oldest first."""
+
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = JobEventSerializer(many=True)

@@ -20,7 +20,9 @@ from jobs.api.filters import JobFilter, NewestFirst, OldestFirst
 from jobs.api.serializers import (
     JobActionSerializer,
     JobCreateSerializer,
+    JobEventPageSerializer,
     JobEventSerializer,
+    JobPageSerializer,
     JobSerializer,
     JobTypeSerializer,
 )
@@ -53,7 +55,7 @@ class JobListCreateApi(APIView):
             OpenApiParameter("cursor", OpenApiTypes.STR),
             OpenApiParameter("limit", OpenApiTypes.INT, description="1-500, default 50"),
         ],
-        responses=JobSerializer(many=True),
+        responses=JobPageSerializer,
     )
     def get(self, request: Request) -> Response:
         filterset = JobFilter(request.query_params, queryset=selectors.job_list(owner=request.user))
@@ -157,7 +159,7 @@ class JobEventsApi(APIView):
     @extend_schema(
         operation_id="jobs_events",
         parameters=[JOB_ID, OpenApiParameter("cursor", OpenApiTypes.STR)],
-        responses=JobEventSerializer(many=True),
+        responses=JobEventPageSerializer,
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.job_get(owner=request.user, job_id=job_id)
