@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-embedded chaos fuzz bench-watchers lint format
+.PHONY: help install run test test-embedded chaos fuzz bench bench-watchers lint format
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ chaos: install ## Fault injection only (kills, broker and database restarts), bo
 
 fuzz: install ## Fuzz the API from its OpenAPI schema, 500 cases per operation (make test: 15)
 	JOBSITE_FUZZ_EXAMPLES=500 $(PY) -m pytest tests/fuzz $(ARGS)
+
+bench: install ## All benchmarks on PostgreSQL + Redis, beside their baselines: docs/benchmarks.md
+	$(PY) -m bench $(ARGS)
 
 bench-watchers: install ## Live updates: 10,000 SSE + 1,000 long-polls on one web process
 	$(PY) -m bench.watchers $(ARGS)

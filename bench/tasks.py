@@ -5,6 +5,7 @@ Each bumps a Redis counter, the same cheap completion signal for every variant."
 from __future__ import annotations
 
 import os
+import time
 
 import redis
 from celery import shared_task
@@ -22,3 +23,9 @@ def noop() -> None:
 def tracked() -> None:
     """What most Django teams run: django-celery-results records STARTED and SUCCESS."""
     _counter.incr("bench:done")
+
+
+@shared_task(name="bench.stamp", ignore_result=True)
+def stamp(key: str) -> None:
+    """Raw Celery's start time, for the enqueue-to-start latency baseline."""
+    _counter.hset("bench:starts", key, time.time())

@@ -21,6 +21,7 @@ from typing import Any
 
 import psutil
 
+from bench import report
 from bench.harness import Setup, machine
 
 VARIANTS = {
@@ -141,7 +142,7 @@ def main() -> None:
     setup.env["BENCH_COUNTER_URL"] = counter_url
     try:
         setup.prepare()
-        report(run(setup, args, counter_url), setup, args)
+        summarize(run(setup, args, counter_url), setup, args)
     finally:
         setup.stop()
 
@@ -199,7 +200,7 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> dict[str, A
     return {"results": results, "queries": (created, ran)}
 
 
-def report(outcome: dict[str, Any], setup: Setup, args: argparse.Namespace) -> None:
+def summarize(outcome: dict[str, Any], setup: Setup, args: argparse.Namespace) -> None:
     results, (created, ran) = outcome["results"], outcome["queries"]
     raw = statistics.median(r["jobs/s"] for r in results.get("raw") or results[next(iter(results))])
     print(
@@ -220,6 +221,30 @@ def report(outcome: dict[str, Any], setup: Setup, args: argparse.Namespace) -> N
         )
         print(f"{label:<66} {speed:>8.0f} {speed / raw:>7.0%} {enqueue:>10.0f}   {cpu}")
     print(f"\nqueries per Jobsite job: {created} to create, {ran} to run ({created + ran} in all)")
+    rows = []
+    for name, runs in results.items():
+        speed = statistics.median(r["jobs/s"] for r in runs)
+        rows.append(
+            {
+                "": VARIANTS[name],
+                "jobs/s (median)": f"{speed:.0f}",
+                "vs raw": f"{speed / raw:.0%}",
+                "runs": ", ".join(f"{r['jobs/s']:.0f}" for r in runs),
+                "worker / PostgreSQL / Redis CPU ms per job": " / ".join(
+                    f"{statistics.median(r[f'{part} ms'] for r in runs):.2f}"
+                    for part in ("celery", "postgres", "redis")
+                ),
+            }
+        )
+    report.append(
+        "1. Tracking overhead (target: Jobsite >= 80% of raw Celery)",
+        "python -m bench.throughput",
+        f"{setup.label}; one prefork worker (`-c {args.concurrency}`); {args.jobs:,} per run, "
+        f"{args.rounds} interleaved rounds; each run enqueues with the consumer paused, then "
+        "times the drain.\n\n"
+        + report.table(rows)
+        + f"\n\nQueries per Jobsite job: {created} to create, {ran} to run.",
+    )
 
 
 if __name__ == "__main__":

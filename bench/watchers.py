@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from bench import report
 from bench.harness import Setup, free_port, machine, percentile, raise_fd_limit
 
 TERMINAL = (b'"completed"', b'"failed"', b'"cancelled"')
@@ -256,6 +257,15 @@ def main() -> None:
         results = asyncio.run(run(setup, args))
         print_table(results["hold"])
         print("\nworker progress() -> SSE event at the client:", results["latency"])
+        report.append(
+            "4. Watchers on one web process (target: 10,000 at <= 30 KB each, p99 < 100 ms)",
+            "python -m bench.watchers",
+            f"{setup.label}; {args.streams:,} SSE streams and {args.polls:,} long-polls over "
+            f"{args.jobs} jobs changing {args.rate} times a second for {args.seconds:.0f} s; "
+            "the floor is a bare ASGI fan-out under the same load.\n\n"
+            + report.table(results["hold"])
+            + f"\n\nA real worker's progress() to the SSE event: {results['latency']}",
+        )
     finally:
         setup.stop()
 

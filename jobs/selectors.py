@@ -32,7 +32,7 @@ def _job(job_id: Any, **scope: Any) -> Job:
         pk = uuid.UUID(str(job_id))
     except ValueError:
         raise NotFound("Job not found") from None
-    job = Job.objects.filter(pk=pk, **scope).first()
+    job = next(iter(Job.objects.filter(pk=pk, **scope).order_by()[:1]), None)
     if job is None:
         raise NotFound("Job not found")
     return job

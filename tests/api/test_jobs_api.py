@@ -255,3 +255,10 @@ def test_schema_and_docs_are_served(client):
 
 def test_unknown_uuid_is_404(api):
     assert api.get(f"/api/v1/jobs/{uuid.uuid4()}/").status_code == 404
+
+
+def test_job_json_has_exactly_the_documented_fields(api):
+    from jobs.api.serializers import JobSerializer
+
+    job = Job.objects.get(pk=post(api).json()["job_id"])
+    assert list(JobSerializer(job).data) == list(JobSerializer().fields)
