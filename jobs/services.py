@@ -22,7 +22,9 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from jobs import registry
@@ -39,7 +41,12 @@ from jobs.live.notify import live_fields, notify
 from jobs.models import ApiKey, Job, JobEvent, JobStatus
 from jobs.publish import publish_job, publish_on_commit
 from jobs.transitions import WAITING, can_transition
-from jobs.writes import insert_with_event, update_with_event
+from jobs.writes import (
+    FromRow,
+    insert_with_event,
+    update_returning_with_event,
+    update_with_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +65,20 @@ def _transition(
     reason: str,
     fields: dict[str, Any] | None = None,
     where: Q | None = None,
-    attempt: int = 0,
+    attempt: int | FromRow = 0,
     data: dict[str, Any] | None = None,
-) -> bool:
+    returning: list[str] | None = None,
+) -> Any:
     """Move a job from ``from_status`` to ``to_status`` if, and only if, it is still there.
 
-    Returns False when another writer got there first; the event is written only with
-    the change it describes.
+    Returns whether it moved (with ``returning``: the moved row with those fields, or
+    None). The event is written with the change it describes, in the same statement.
     """
     if not can_transition(from_status, to_status):
         raise ValueError(f"transition {from_status} -> {to_status} is not allowed")
     now = timezone.now()
-    values = {"status": to_status, "updated_at": now, **(fields or {})}
+    fields = fields or {}
+    values = {"status": to_status, "updated_at": now, **fields}
     query = Job.objects.filter(pk=job_id, status=from_status)
     if where is not None:
         query = query.filter(where)
@@ -84,11 +93,22 @@ def _transition(
         "attempt": attempt,
         "data": data,
     }
-    if not update_with_event(query, values, event):
-        return False
-    transaction.on_commit(partial(notify, job_id, status=to_status, **live_fields(fields or {})))
+    if returning is None:
+        moved = update_with_event(query, values, event)
+        written = fields
+    else:
+        moved = update_returning_with_event(query, job_id, values, event, returning)
+        # Expressions (attempts + 1) are reported as the row now holds them.
+        written = {
+            name: getattr(moved, name) if isinstance(value, Combinable) else value
+            for name, value in fields.items()
+            if moved is not None and (name in returning or not isinstance(value, Combinable))
+        }
+    if not moved:
+        return moved
+    transaction.on_commit(partial(notify, job_id, status=to_status, **live_fields(written)))
     log.info("job %s: %s -> %s (%s; %s)", job_id, from_status, to_status, reason, actor)
-    return True
+    return moved
 
 
 def _event(
@@ -196,26 +216,34 @@ def job_create(
 # --- the worker's side --------------------------------------------------------------------
 
 
+# What a claimed attempt reads from its row (anything else loads on demand).
+CLAIM_FIELDS = [
+    "type",
+    "params",
+    "status",
+    "attempts",
+    "max_retries",
+    "retry_base",
+    "input_file",
+    "time_limit",
+    "queue",
+    "priority",
+    "celery_task_id",
+]
+
+
 @outlasts_db_blips
 def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
     """Take a job for one attempt, or return None when this message must not run it
-    (already running elsewhere, finished, cancelled, not yet due, or gone)."""
-    job = next(iter(Job.objects.filter(pk=job_id).order_by()[:1]), None)
-    if job is None:
-        log.info("Message %s for a job that no longer exists (%s): skipped", task_id, job_id)
-        return None
+    (already running elsewhere, finished, cancelled, not yet due, or gone).
+
+    One statement: the claim, its event and the row the attempt needs. A pending job is
+    the common case; a retrying one must also be due.
+    """
     now = timezone.now()
-    due = job.status == S.PENDING or (
-        job.status == S.RETRYING
-        and (job.next_retry_at is None or job.next_retry_at <= now + timedelta(seconds=0.5))
-    )
-    if not due:
-        log.info("Job %s is %s: message %s skipped", job_id, job.status, task_id)
-        return None
-    attempt = job.attempts + 1
     fields = {
-        "attempts": attempt,
-        "started_at": job.started_at or now,
+        "attempts": F("attempts") + 1,
+        "started_at": Coalesce(F("started_at"), Value(now)),
         "heartbeat_at": now,
         "attempt_started_at": now,
         "celery_task_id": task_id,
@@ -225,24 +253,28 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
         "current_step": "",
         "dispatched_at": None,
     }
-    if not _transition(
-        job.pk,
-        job.status,
-        S.RUNNING,
-        where=Q(attempts=job.attempts),
-        fields=fields,
-        actor=f"system:{worker}",
-        reason=f"attempt {attempt} started ({job.attempts_left - 1} retries left after it)",
-        attempt=attempt,
-    ):
-        log.info(
-            "Job %s was claimed or changed by someone else: message %s skipped", job_id, task_id
+    due = Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now + timedelta(seconds=0.5))
+    for source, where in ((S.PENDING, None), (S.RETRYING, due)):
+        job = _transition(
+            job_id,
+            source,
+            S.RUNNING,
+            where=where,
+            fields=fields,
+            actor=f"system:{worker}",
+            reason="attempt started",
+            attempt=FromRow("attempts"),
+            returning=CLAIM_FIELDS,
         )
-        return None
-    for name, value in fields.items():
-        setattr(job, name, value)
-    job.status = S.RUNNING
-    return job
+        if job is not None:
+            return job
+    log.info(
+        "Job %s is not claimable (running, finished, cancelled, not due or gone): "
+        "message %s skipped",
+        job_id,
+        task_id,
+    )
+    return None
 
 
 def _attempt(job_id: Any, task_id: str):

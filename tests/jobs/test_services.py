@@ -280,3 +280,22 @@ def test_an_attempt_asked_to_cancel_keeps_its_heartbeat_until_it_stops(user):
     Job.objects.filter(pk=job.pk).update(heartbeat_at=old)
     reporter.flush()  # the heartbeat thread's call while the job winds down
     assert Job.objects.get(pk=job.pk).heartbeat_at > old
+
+
+def test_claim_returns_the_row_and_logs_the_attempt_number_it_wrote(user):
+    job = create(user, max_retries=2)
+    first = services.job_claim(job.pk, task_id="a", worker="w:1")
+    assert (first.pk, first.type, first.attempts, first.params["duration_s"]) == (
+        job.pk,
+        "echo",
+        1,
+        0,
+    )
+    services.job_attempt_failed(job.pk, task_id="a", exc=RuntimeError("x"))
+    Job.objects.filter(pk=job.pk).update(next_retry_at=timezone.now())
+    second = services.job_claim(job.pk, task_id="b", worker="w:2")
+    assert second.attempts == 2
+    claims = job.events.filter(to_status=S.RUNNING).order_by("id")
+    assert [(e.from_status, e.attempt) for e in claims] == [(S.PENDING, 1), (S.RETRYING, 2)]
+    row = Job.objects.get(pk=job.pk)
+    assert row.started_at is not None and row.celery_task_id == "b" and row.worker == "w:2"
