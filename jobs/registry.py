@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from jobs.runtime import Progress
 
 Runner = Callable[[dict[str, Any], "Progress"], Any]
+# At create time, with the owner: checks params cannot express alone (a collection the
+# caller owns, a file or a URL). Gets (owner, validated params, whether a file came).
+Check = Callable[[Any, dict[str, Any], bool], None]
 
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_TIME_LIMIT = 600
@@ -34,6 +37,9 @@ class JobType:
     max_retries: int = DEFAULT_MAX_RETRIES
     time_limit: int = DEFAULT_TIME_LIMIT
     accepts_file: bool = False
+    check: Check | None = None
+    # Extra memory one attempt may allocate (MB, 0 = only the worker's own limit).
+    memory_limit_mb: int = 0
     # Creatable through the REST API (Django task functions are enqueued from code only).
     public: bool = True
     description: str = ""
@@ -84,6 +90,8 @@ def register(
     max_retries: int = DEFAULT_MAX_RETRIES,
     time_limit: int = DEFAULT_TIME_LIMIT,
     accepts_file: bool = False,
+    check: Check | None = None,
+    memory_limit_mb: int = 0,
     description: str = "",
     example: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -103,6 +111,8 @@ def register(
                 max_retries=max_retries,
                 time_limit=time_limit,
                 accepts_file=accepts_file,
+                check=check,
+                memory_limit_mb=memory_limit_mb,
                 description=description or (func.__doc__ or "").strip().splitlines()[0],
                 example=example or {},
             )

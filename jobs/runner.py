@@ -36,7 +36,7 @@ def run_attempt(request: Any, job_id: str) -> Any:
         task_id=request.id,
         input_path=job.input_file.path if job.input_file else None,
     )
-    with runtime.activate(reporter):
+    with runtime.activate(reporter), runtime.memory_limit(job_type.memory_limit_mb):
         try:
             return job_type.run(job.params, reporter)
         except MemoryError:

@@ -185,6 +185,37 @@ def limit_process_memory() -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (size, size))
 
 
+@contextlib.contextmanager
+def memory_limit(extra_mb: int) -> Iterator[None]:
+    """Let one attempt allocate at most ``extra_mb`` more than the process holds now: a
+    hostile file meets a MemoryError (the job fails) instead of the kernel's OOM killer
+    (the worker dies). The soft limit is restored for the next job."""
+    if not extra_mb:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    cap = _data_segment_bytes() + extra_mb * 1024 * 1024
+    if soft != resource.RLIM_INFINITY:
+        cap = min(cap, soft)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _data_segment_bytes() -> int:
+    """VmData: what RLIMIT_DATA counts (heap and private mappings)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def progress(percent: float, step: str | None = None) -> None:
     """Report progress from code running as a job; outside a job it does nothing, so the
     same function can be called directly (in tests, or in a shell)."""

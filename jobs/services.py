@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from billiard.exceptions import WorkerLostError
@@ -140,6 +141,19 @@ def _idempotent_match(owner: Any, key: str, fingerprint: str) -> Job | None:
     return existing
 
 
+def _with_upload_name(jtype: registry.JobType, params: Any, upload: File | None) -> Any:
+    """A file-taking type with a ``filename`` param learns the uploaded file's name."""
+    if (
+        upload is not None
+        and isinstance(params, dict)
+        and not params.get("filename")
+        and jtype.params_model is not None
+        and "filename" in jtype.params_model.model_fields
+    ):
+        return {**params, "filename": Path(upload.name or "upload").name[:255]}
+    return params
+
+
 def job_create(
     *,
     owner: Any,
@@ -162,12 +176,14 @@ def job_create(
     earlier identical request.
     """
     jtype = registry.get(job_type, public_only=public_only)
-    clean = jtype.validate(params)
     if input_file is not None and not jtype.accepts_file:
         raise InvalidInput(
             f"Job type '{jtype.name}' does not take a file",
             details={"file": ["not accepted by this job type"]},
         )
+    clean = jtype.validate(_with_upload_name(jtype, params, input_file))
+    if jtype.check is not None:
+        jtype.check(owner, clean, input_file is not None)
     if idempotency_key and (found := _idempotent_match(owner, idempotency_key, fingerprint)):
         return found, False
 

@@ -298,6 +298,25 @@ JOBSITE_LIVE_TOKEN_MAX_AGE = env_int("JOBSITE_LIVE_TOKEN_MAX_AGE", 12 * 3600)
 JOBSITE_FLOWER_URL = os.environ.get("JOBSITE_FLOWER_URL", "")
 JOBSITE_IDEMPOTENCY_KEY_MAX = 255
 
+# --- Documents ------------------------------------------------------------------------------
+# A PDF with more pages than this fails at once, before any page is read.
+JOBSITE_DOC_MAX_PAGES = env_int("JOBSITE_DOC_MAX_PAGES", 2000)
+# ZIP-based formats (DOCX, PPTX, XLSX, ODT, EPUB) that would inflate past this fail unread.
+JOBSITE_DOC_MAX_UNZIPPED_BYTES = env_int("JOBSITE_DOC_MAX_UNZIPPED_MB", 200) * 1024 * 1024
+# Text beyond this many characters fails the job instead of filling the database.
+JOBSITE_DOC_MAX_CHARACTERS = env_int("JOBSITE_DOC_MAX_CHARACTERS", 20_000_000)
+# Seconds one attempt of a document job may take, and the memory it may add to its worker.
+JOBSITE_DOC_TIME_LIMIT = env_int("JOBSITE_DOC_TIME_LIMIT", 900)
+JOBSITE_DOC_MEMORY_MB = env_int("JOBSITE_DOC_MEMORY_MB", 1536)
+# Pages without a text layer go through Tesseract when it is installed.
+JOBSITE_OCR = env_bool("JOBSITE_OCR", True)
+JOBSITE_OCR_LANGUAGES = os.environ.get("JOBSITE_OCR_LANGUAGES", "eng+deu")
+# Fetching a file_url: an overall time budget and redirect hops, each hop's address
+# checked (no private, loopback, link-local or metadata addresses) unless named here.
+JOBSITE_FETCH_TIMEOUT = env_float("JOBSITE_FETCH_TIMEOUT", 60.0)
+JOBSITE_FETCH_MAX_REDIRECTS = env_int("JOBSITE_FETCH_MAX_REDIRECTS", 5)
+JOBSITE_FETCH_ALLOW_HOSTS = os.environ.get("JOBSITE_FETCH_ALLOW_HOSTS", "")
+
 CELERY_BEAT_SCHEDULE = {
     "jobsite-sweep": {
         "task": "jobs.maintenance.sweep",

@@ -8,6 +8,7 @@ from jobs.pages import job_page
 
 urlpatterns = [
     path("api/v1/", include("jobs.api.urls")),
+    path("api/v1/", include("processing.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),

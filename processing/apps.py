@@ -9,4 +9,6 @@ class ProcessingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from processing import echo  # noqa: F401  (registers the job type)
+        # Importing a pipeline registers its job type.
+        from processing import echo  # noqa: F401
+        from processing.documents import pipeline  # noqa: F401

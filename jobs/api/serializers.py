@@ -37,6 +37,9 @@ class ParamsField(serializers.JSONField):
         return super().to_internal_value(data)
 
 
+PARAM_SHORTCUTS = ("collection_id", "file_url")
+
+
 class JobCreateSerializer(StrictSerializer):
     type = serializers.CharField(max_length=200)
     params = ParamsField(required=False, default=dict)
@@ -47,6 +50,26 @@ class JobCreateSerializer(StrictSerializer):
         required=False, allow_blank=True, max_length=2000, help_text="Delivery: a later release."
     )
     file = serializers.FileField(required=False, allow_empty_file=False, max_length=255)
+    # Hebbrix's clients send these beside `type`; they are the job's params of that name.
+    collection_id = serializers.CharField(
+        required=False, max_length=100, help_text="Same as params.collection_id."
+    )
+    file_url = serializers.CharField(
+        required=False, max_length=2000, help_text="Same as params.file_url."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Fold the top-level shortcuts into params; saying both ways differently is a 400."""
+        params = dict(attrs.get("params") or {})
+        for name in PARAM_SHORTCUTS:
+            if name not in attrs:
+                continue
+            value = attrs.pop(name)
+            if name in params and params[name] != value:
+                raise serializers.ValidationError({name: [f"differs from params.{name}"]})
+            params[name] = value
+        attrs["params"] = params
+        return attrs
 
     def validate_callback_url(self, value: str) -> str:
         if value and not value.lower().startswith(("http://", "https://")):

@@ -1,0 +1,184 @@
+"""The ``document_processing`` job: a file (uploaded, or fetched from ``file_url``) into
+searchable memories in a collection.
+
+Reads the document page by page (progress and cancel between pages), chunks each page
+along its structure, and stores all chunks in one transaction at the end, so a cancelled
+or failed job leaves nothing half-written and a re-run of the same file replaces its
+memories instead of adding to them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from jobs.errors import InvalidInput, JobError
+from jobs.queues import Queue
+from jobs.registry import register
+from jobs.runtime import Progress
+from processing import chunking, services
+from processing.documents.base import Limits
+from processing.models import Collection
+
+
+class DocumentParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection_id: uuid.UUID = Field(description="The collection the memories go into.")
+    file_url: HttpUrl | None = Field(
+        default=None, description="Fetch the document from here (or upload it as `file`)."
+    )
+    filename: str | None = Field(
+        default=None,
+        max_length=255,
+        description="The memories' source name; defaults to the uploaded file's or the URL's.",
+    )
+    tags: list[str] = Field(default_factory=list, max_length=50, description="On every memory.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="On every memory.")
+    chunk_size: int | None = Field(
+        default=None, ge=200, le=20_000, description="Overrides the collection's, characters."
+    )
+    ocr: bool = Field(default=True, description="OCR pages without a text layer.")
+
+    @model_validator(mode="after")
+    def _url_scheme(self) -> DocumentParams:
+        if self.file_url is not None and self.file_url.scheme not in ("http", "https"):
+            raise ValueError("file_url must be an http or https URL")
+        return self
+
+
+def check(owner: Any, params: dict[str, Any], has_file: bool) -> None:
+    """At create time: exactly one input, and a collection the caller owns."""
+    if has_file == bool(params.get("file_url")):
+        raise InvalidInput(
+            "Give either an uploaded file (form field 'file') or a file_url, not both",
+            details={"file": ["upload a file or give params.file_url"]}
+            if not has_file
+            else {"file_url": ["not with an uploaded file"]},
+        )
+    if not Collection.objects.filter(pk=params["collection_id"], owner=owner).exists():
+        raise InvalidInput(
+            f"Collection {params['collection_id']} not found",
+            details={"collection_id": ["no such collection of yours"]},
+        )
+
+
+def limits(params: DocumentParams) -> Limits:
+    return Limits(
+        max_bytes=settings.JOBSITE_MAX_UPLOAD_BYTES,
+        max_pages=settings.JOBSITE_DOC_MAX_PAGES,
+        max_unzipped_bytes=settings.JOBSITE_DOC_MAX_UNZIPPED_BYTES,
+        max_characters=settings.JOBSITE_DOC_MAX_CHARACTERS,
+        ocr=params.ocr and settings.JOBSITE_OCR,
+        ocr_languages=settings.JOBSITE_OCR_LANGUAGES,
+    )
+
+
+@register(
+    "document_processing",
+    params=DocumentParams,
+    queue=Queue.DOCUMENTS,
+    accepts_file=True,
+    check=check,
+    max_retries=2,
+    time_limit=settings.JOBSITE_DOC_TIME_LIMIT,
+    memory_limit_mb=settings.JOBSITE_DOC_MEMORY_MB,
+    example={"collection_id": "3f1c…", "file_url": "https://example.com/report.pdf"},
+)
+def process_document(params: DocumentParams, progress: Progress) -> dict[str, Any]:
+    """Extract a document's text, chunk it along its structure, store searchable memories."""
+    from processing.documents import open_document  # the extractors load in workers only
+
+    started = time.monotonic()
+    collection = Collection.objects.filter(pk=params.collection_id).first()
+    if collection is None:
+        raise JobError("The collection was deleted before the job ran", code="collection_gone")
+    with tempfile.TemporaryDirectory(prefix="jobsite-doc-") as scratch:
+        path, source = _input(params, progress, Path(scratch))
+        progress(1, "reading the document")
+        source_hash = _sha256(path)
+        document = open_document(path, limits(params))
+        size = params.chunk_size or collection.chunk_size
+        overlap = min(collection.chunk_overlap, size // 2)
+        chunks: list[chunking.Chunk] = []
+        pages = ocr_pages = characters = 0
+        heading: str | None = None
+        total = document.unit_count
+        for unit in document.units:
+            pages += 1
+            ocr_pages += unit.ocr
+            characters += sum(len(block.text) for block in unit.blocks)
+            chunks.extend(chunking.chunk_unit(unit, size=size, overlap=overlap, heading=heading))
+            heading = chunking.last_heading(unit, heading)
+            done = 90.0 * pages / total if total else min(89.0, float(pages))
+            progress(2 + done, f"{unit.kind} {unit.number} of {total or '?'}")
+        if not chunks:
+            raise JobError("The document contains no text", code="no_text")
+        progress(95, f"storing {len(chunks)} memories")
+        progress.flush()
+        progress.check()  # a cancelled or lost attempt must not write
+        stored = services.memories_store(
+            collection_id=collection.pk,
+            job_id=progress.job_id,
+            source=source,
+            source_type=document.format,
+            source_hash=source_hash,
+            chunks=chunks,
+            tags=params.tags,
+            metadata=params.metadata,
+        )
+    return {
+        "collection_id": str(collection.pk),
+        "source": source,
+        "format": document.format,
+        "title": document.title,
+        "memories_created": stored.created,
+        "memories_updated": stored.updated,
+        "memories_removed": stored.removed,
+        "memories": len(chunks),
+        "pages": pages,
+        "unit": _unit_name(chunks),
+        "characters": characters,
+        "ocr_pages": ocr_pages,
+        "duration": round(time.monotonic() - started, 3),
+        "warnings": document.warnings,
+    }
+
+
+def _input(params: DocumentParams, progress: Progress, scratch: Path) -> tuple[Path, str]:
+    """The file to read and the name its memories cite."""
+    if progress.input_path:
+        path = Path(progress.input_path)
+        return path, params.filename or path.name
+    from processing import fetch
+
+    url = str(params.file_url)
+    progress(0, "downloading")
+    result = fetch.fetch(
+        url,
+        dest=scratch / "download",
+        max_bytes=settings.JOBSITE_MAX_UPLOAD_BYTES,
+        timeout=settings.JOBSITE_FETCH_TIMEOUT,
+        max_redirects=settings.JOBSITE_FETCH_MAX_REDIRECTS,
+        allow_hosts=fetch.allowed_hosts_from_settings(),
+    )
+    return result.path, params.filename or url
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unit_name(chunks: list[chunking.Chunk]) -> str:
+    return chunks[0].unit_kind if chunks else "page"
