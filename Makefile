@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-embedded chaos fuzz bench bench-watchers lint format
+.PHONY: help install run test test-embedded chaos fuzz bench bench-watchers bench-documents lint format
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -12,6 +12,12 @@ help: ## List the targets
 install: $(STAMP) ## Create .venv and install the project with its dev extras
 
 $(STAMP): pyproject.toml
+	@# Tesseract OCRs scanned PDF pages; installed where we may (root with apt), else skipped.
+	@command -v tesseract >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -q tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q tesseract-ocr \
+		tesseract-ocr-eng tesseract-ocr-deu >/dev/null)) \
+		|| echo "tesseract-ocr not installed: scanned pages will not be OCRed"; }
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -37,6 +43,9 @@ bench: install ## All benchmarks on PostgreSQL + Redis, beside their baselines: 
 
 bench-watchers: install ## Live updates: 10,000 SSE + 1,000 long-polls on one web process
 	$(PY) -m bench.watchers $(ARGS)
+
+bench-documents: install ## Documents: extraction quality, upload to searchable, search on 1M memories
+	$(PY) -m bench.documents $(ARGS)
 
 lint: install ## ruff: lint and format check
 	$(VENV)/bin/ruff check .

@@ -22,6 +22,7 @@ FULL = [
     ["bench.latency"],
     ["bench.watchers"],
     ["bench.growth"],
+    ["bench.documents"],
 ]
 QUICK = [
     ["bench.throughput", "--jobs", "2000", "--rounds", "1"],
@@ -29,6 +30,7 @@ QUICK = [
     ["bench.latency", "--jobs", "200"],
     ["bench.watchers", "--streams", "1000", "--polls", "100", "--jobs", "20", "--seconds", "5"],
     ["bench.growth", "--sizes", "10000", "100000", "--jobs", "1000", "--seconds", "5"],
+    ["bench.documents", "--runs", "2", "--memories", "50000", "--queries", "50"],
 ]
 
 

@@ -94,7 +94,7 @@ def chunk_unit(unit: Unit, *, size: int, overlap: int, heading: str | None = Non
     chunks: list[Chunk] = []
     for index, block in enumerate(unit.blocks):
         text = block.text.strip()
-        if not text:
+        if not text or _page_furniture(unit, block):
             continue
         if _starts_section(block):
             chunks.extend(builder.flush(carry=False))
@@ -113,6 +113,12 @@ def last_heading(unit: Unit, current: str | None) -> str | None:
         if _starts_section(block) and block.text.strip():
             current = block.text.strip()[:200]
     return current
+
+
+def _page_furniture(unit: Unit, block: Block) -> bool:
+    """A page's running header or footer (a page number, the chapter name): noise in every
+    memory of the page. A DOCX's headers come once per document and carry text: kept."""
+    return unit.kind == "page" and block.kind in ("header", "footer")
 
 
 def _starts_section(block: Block) -> bool:

@@ -28,6 +28,9 @@ FTS_TABLE = "processing_memory_fts"
 PG_CONFIG = "simple"
 START, STOP = "\x02", "\x03"
 MAX_QUERY_TERMS = 32
+# On PostgreSQL, a query matching more memories than this ranks the first this many found
+# (a broad query's hits are all alike; ranking them all would cost seconds on millions).
+RANK_CANDIDATES = 2000
 
 _TOKEN = re.compile(r'(-?)"([^"]*)"|(-?)([^\s"]+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -174,14 +177,20 @@ def _postgres_sql(
 ) -> tuple[str, list[Any]]:
     tsquery, tsparams = _postgres_tsquery(query)
     where, params = _filters("m", collection_ids, job_id, tag)
-    # Rank in the inner query, headline only the page of hits: ts_headline re-parses text.
+    # Rank at most RANK_CANDIDATES matches (all of them for any specific query: ranking
+    # reads each match's tsvector, and a query of two common words matches most of a big
+    # collection), then headline only the page of hits: ts_headline re-parses the text.
     sql = f"""
         WITH q AS (SELECT {tsquery} AS query),
-        ranked AS (
-            SELECT m.id, ts_rank_cd(m.search, q.query, 1) AS score
-            FROM {TABLE} m, q
+        candidates AS MATERIALIZED (
+            SELECT m.id, m.search FROM {TABLE} m, q
             WHERE m.search @@ q.query AND {" AND ".join(where)}
-            ORDER BY score DESC, m.id
+            LIMIT {RANK_CANDIDATES}
+        ),
+        ranked AS (
+            SELECT c.id, ts_rank_cd(c.search, q.query, 1) AS score
+            FROM candidates c, q
+            ORDER BY score DESC, c.id
             LIMIT %s OFFSET %s
         )
         SELECT r.id, r.score, ts_headline('{PG_CONFIG}', m.text, q.query, %s)

@@ -60,6 +60,18 @@ class MemorySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CollectionPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CollectionSerializer(many=True)
+
+
+class MemoryPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = MemorySerializer(many=True)
+
+
 class MemoryUpdateSerializer(StrictSerializer):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=100), max_length=50, required=False

@@ -14,8 +14,10 @@ from jobs.api.filters import NewestFirst
 from processing import selectors, services
 from processing.api.filters import MemoryFilter
 from processing.api.serializers import (
+    CollectionPageSerializer,
     CollectionSerializer,
     CollectionWriteSerializer,
+    MemoryPageSerializer,
     MemorySerializer,
     MemoryUpdateSerializer,
     SearchQuerySerializer,
@@ -33,7 +35,14 @@ def _valid(serializer_class, data, **kwargs):
 
 
 class CollectionListCreateApi(APIView):
-    @extend_schema(operation_id="collections_list", responses=CollectionSerializer(many=True))
+    @extend_schema(
+        operation_id="collections_list",
+        parameters=[
+            OpenApiParameter("cursor", OpenApiTypes.STR),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1-500, default 50"),
+        ],
+        responses=CollectionPageSerializer,
+    )
     def get(self, request: Request) -> Response:
         collections = selectors.collection_list(owner=request.user).annotate(
             memory_count=Count("memories")
@@ -50,6 +59,7 @@ class CollectionListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = _valid(CollectionWriteSerializer, request.data)
         collection = services.collection_create(owner=request.user, **data)
+        collection.memory_count = 0
         return Response(CollectionSerializer(collection).data, status=201)
 
 
@@ -73,7 +83,9 @@ class CollectionDetailApi(APIView):
     def patch(self, request: Request, collection_id: str) -> Response:
         collection = selectors.collection_get(owner=request.user, collection_id=collection_id)
         data = _valid(CollectionWriteSerializer, request.data, partial=True)
-        return Response(CollectionSerializer(services.collection_update(collection, **data)).data)
+        collection = services.collection_update(collection, **data)
+        collection.memory_count = collection.memories.count()
+        return Response(CollectionSerializer(collection).data)
 
     @extend_schema(operation_id="collections_delete", parameters=[COLLECTION_ID], responses=None)
     def delete(self, request: Request, collection_id: str) -> Response:
@@ -95,7 +107,7 @@ class MemoryListApi(APIView):
             OpenApiParameter("cursor", OpenApiTypes.STR),
             OpenApiParameter("limit", OpenApiTypes.INT, description="1-500, default 50"),
         ],
-        responses=MemorySerializer(many=True),
+        responses=MemoryPageSerializer,
     )
     def get(self, request: Request) -> Response:
         filterset = MemoryFilter(

@@ -119,8 +119,11 @@ def process_document(params: DocumentParams, progress: Progress) -> dict[str, An
             heading = chunking.last_heading(unit, heading)
             done = 90.0 * pages / total if total else min(89.0, float(pages))
             progress(2 + done, f"{unit.kind} {unit.number} of {total or '?'}")
+        warnings = list(document.warnings)
         if not chunks:
-            raise JobError("The document contains no text", code="no_text")
+            # Not a failure: an empty document or one of pictures only is a valid file,
+            # and retrying would not change it. The result says so.
+            warnings.append("The document contains no text (empty, or only images)")
         progress(95, f"storing {len(chunks)} memories")
         progress.flush()
         progress.check()  # a cancelled or lost attempt must not write
@@ -148,7 +151,7 @@ def process_document(params: DocumentParams, progress: Progress) -> dict[str, An
         "characters": characters,
         "ocr_pages": ocr_pages,
         "duration": round(time.monotonic() - started, 3),
-        "warnings": document.warnings,
+        "warnings": warnings,
     }
 
 

@@ -76,3 +76,11 @@ def test_tail_starts_at_a_word():
     assert tail("one two three four", 9) == "four"
     assert tail("short", 10) == "short"
     assert tail("anything", 0) == ""
+
+
+def test_running_headers_of_pages_stay_out_of_memories_but_docx_headers_stay_in():
+    blocks = [Block("4 1.1. TOPOLOGISCHE RÄUME", "header"), Block("body"), Block("12", "footer")]
+    page = chunk_unit(Unit(4, "page", blocks), size=500, overlap=0)
+    assert [c.text for c in page] == ["body"]
+    section = chunk_unit(Unit(1, "section", blocks), size=500, overlap=0)
+    assert "TOPOLOGISCHE" in section[0].text

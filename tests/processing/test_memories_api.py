@@ -229,3 +229,20 @@ def test_document_job_create_validation(api, collection):
     assert ok.status_code == 202, ok.content
     assert ok.json()["params"]["collection_id"] == str(collection.pk)
     assert ok.json()["queue"] == "documents"
+
+
+def test_admin_lists_memories_and_edits_only_tags_metadata_importance(admin_client, collection):
+    store(collection, ["operator visible text"])
+    memory = Memory.objects.get()
+    assert admin_client.get("/admin/processing/memory/").status_code == 200
+    assert admin_client.get("/admin/processing/collection/").status_code == 200
+    page = admin_client.get(f"/admin/processing/memory/{memory.pk}/change/")
+    assert page.status_code == 200 and b"operator visible text" in page.content
+    response = admin_client.post(
+        f"/admin/processing/memory/{memory.pk}/change/",
+        {"tags": '["reviewed"]', "metadata": "{}", "importance": "0.8", "text": "changed"},
+    )
+    assert response.status_code == 302, response.content[:2000]
+    memory.refresh_from_db()
+    assert memory.tags == ["reviewed"] and memory.importance == 0.8
+    assert memory.text == "operator visible text"

@@ -1,0 +1,73 @@
+"""Collections and memories for operators: browse, inspect, fix a memory's tags or
+importance. Text, positions and hashes are what a job wrote: read-only here."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from processing import services
+from processing.models import Collection, Memory
+
+
+@admin.register(Collection)
+class CollectionAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "chunk_size", "chunk_overlap", "created_at")
+    list_select_related = ("owner",)
+    search_fields = ("name", "owner__username")
+    readonly_fields = ("id", "created_at", "updated_at")
+    ordering = ("-created_at",)
+
+
+@admin.register(Memory)
+class MemoryAdmin(admin.ModelAdmin):
+    list_display = ("id", "source", "page", "chunk_index", "collection", "importance", "created_at")
+    list_select_related = ("collection",)
+    # Sorting and filtering on indexed columns only: the table holds millions of rows.
+    list_filter = ("source_type",)
+    search_fields = ("=id", "=job_id", "source")
+    show_full_result_count = False
+    ordering = ("-id",)
+    raw_id_fields = ("collection",)
+    fields = (
+        "collection",
+        "source",
+        "source_type",
+        "page",
+        "position",
+        "chunk_index",
+        "text",
+        "tags",
+        "metadata",
+        "importance",
+        "access_count",
+        "last_accessed_at",
+        "job_id",
+        "source_hash",
+        "content_hash",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = (
+        "collection",
+        "source",
+        "source_type",
+        "page",
+        "position",
+        "chunk_index",
+        "text",
+        "access_count",
+        "last_accessed_at",
+        "job_id",
+        "source_hash",
+        "content_hash",
+        "created_at",
+        "updated_at",
+    )
+
+    def save_model(self, request, obj: Memory, form, change: bool) -> None:
+        """Write only what may change here, through the service (a full save would put
+        back text read before a re-processing job replaced it)."""
+        services.memory_update(obj, tags=obj.tags, metadata=obj.metadata, importance=obj.importance)
+
+    def has_add_permission(self, request) -> bool:
+        return False

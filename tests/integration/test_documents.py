@@ -1,0 +1,297 @@
+"""Document processing end to end: files in through the API, a real worker on the
+``documents`` queue, memories out and searchable, on this run's database and broker."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import shutil
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pypdfium2
+import pytest
+from django.utils import timezone
+
+from jobs import maintenance
+from jobs.models import Job, JobStatus
+from jobs.queues import Queue
+from processing.models import Memory
+from tests.helpers import wait_for, wait_status
+
+S = JobStatus
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+GEOTOPO = CORPUS / "pdf" / "GeoTopo-komprimiert.pdf"
+pytestmark = [pytest.mark.worker]
+
+
+@pytest.fixture(scope="session")
+def documents_worker(platform):
+    """A worker on the documents queue that may fetch from this machine's loopback."""
+    return platform.worker(
+        queues=[Queue.DOCUMENTS],
+        concurrency=2,
+        name="documents",
+        JOBSITE_FETCH_ALLOW_HOSTS="127.0.0.1",
+    )
+
+
+@pytest.fixture
+def docs(documents_worker, live):
+    return documents_worker
+
+
+@pytest.fixture
+def collection_id(api, docs):
+    response = api.post("/api/v1/collections/", {"name": "corpus"}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+def upload(api, path: Path, collection_id: str, **params) -> str:
+    with path.open("rb") as handle:
+        response = api.post(
+            "/api/v1/jobs/",
+            {
+                "type": "document_processing",
+                "collection_id": collection_id,
+                "file": handle,
+                **({"params": json.dumps(params)} if params else {}),
+            },
+            format="multipart",
+        )
+    assert response.status_code == 202, response.content
+    return response.json()["job_id"]
+
+
+def page_phrase(path: Path, page_number: int, words: int = 5) -> str:
+    """A run of consecutive plain words from the middle of one page, as the PDF has them."""
+    pdf = pypdfium2.PdfDocument(str(path))
+    try:
+        tokens = pdf[page_number - 1].get_textpage().get_text_range().split()
+    finally:
+        pdf.close()
+    for start in range(len(tokens) // 2, len(tokens) - words):
+        run = tokens[start : start + words]
+        if all(t.isalpha() for t in run) and len("".join(run)) >= 25:
+            return " ".join(run)
+    raise AssertionError(f"no plain run of {words} words on page {page_number}")
+
+
+def test_geotopo_becomes_searchable_memories_that_cite_their_page(api, collection_id):
+    job_id = upload(api, GEOTOPO, collection_id)
+    job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=120)
+    assert job.status == S.COMPLETED, job.error_message
+    result = job.result
+    assert result["pages"] == 117 and result["format"] == "pdf"
+    assert result["memories_created"] == Memory.objects.filter(job_id=job_id).count() > 117
+    assert result["characters"] > 100_000 and result["ocr_pages"] == 0
+    assert result["collection_id"] == collection_id
+    assert result["source"] == "GeoTopo-komprimiert.pdf"
+
+    phrase = page_phrase(GEOTOPO, 50)
+    body = api.get(
+        "/api/v1/memories/search",
+        {"q": " ".join(phrase.split()[:2]), "collection_id": collection_id, "limit": 100},
+    ).json()
+    assert body["results"], phrase
+    exact = api.get(
+        "/api/v1/memories/search", {"q": f'"{phrase}"', "collection_id": collection_id}
+    ).json()["results"]
+    assert exact, f"no hit for {phrase!r}"
+    assert exact[0]["page"] == 50 and exact[0]["position"]["page"] == 50
+    assert exact[0]["source"] == "GeoTopo-komprimiert.pdf"
+    assert "<mark>" in exact[0]["snippet"]
+
+    # The same file again: its memories are replaced, not duplicated.
+    count = Memory.objects.filter(collection_id=collection_id).count()
+    again = wait_status(upload(api, GEOTOPO, collection_id), {S.COMPLETED, S.FAILED}, 120)
+    assert again.status == S.COMPLETED, again.error_message
+    assert again.result["memories_created"] == 0
+    assert again.result["memories_updated"] == count
+    assert Memory.objects.filter(collection_id=collection_id).count() == count
+
+    # Purging the job records keeps what they produced.
+    Job.objects.filter(pk__in=[job_id, again.pk]).update(
+        completed_at=timezone.now() - timedelta(days=40)
+    )
+    maintenance.purge()
+    assert not Job.objects.filter(pk=job_id).exists()
+    assert Memory.objects.filter(collection_id=collection_id).count() == count
+
+
+# A phrase each file's memories must contain (checked against the files themselves).
+KNOWN = {
+    "pdf/002-trivial-libre-office-writer.pdf": "consetetur sadipscing elitr, sed diam nonumy",
+    "pdf/crazyones-pdfa.pdf": "The round pegs in the square holes.",
+    "pdf/google-doc-document.pdf": "Beautiful is better than ugly.",
+    "pdf/minimal-document.pdf": "Stet clita kasd gubergren",
+    "pdf/multicolumn.pdf": "Czech Republic",
+    "pdf/pdflatex-outline.pdf": "This text should contain all letters of the",
+    "office/test.docx": "python-docx was here",
+    "office/par-known-paragraphs.docx": "Normal paragraph",
+    "office/hdr-header-footer.docx": "Header for section-1",
+    "office/comments-rich-para.docx": "Some text worthy of note",
+    "office/ph-populated-placeholders.pptx": "Title Text",
+    "office/cht-chart-type.pptx": "1st Qtr",
+}
+
+
+# These two hold no text at all (empty tables; pictures without alt text).
+NO_TEXT = {"tbl-having-tables.docx", "having-images.docx"}
+
+
+def test_every_corpus_document_processes_into_memories(api, collection_id):
+    files = [
+        p
+        for folder in ("pdf", "office")
+        for p in sorted((CORPUS / folder).iterdir())
+        if p.name != "libreoffice-writer-password.pdf" and p.name != GEOTOPO.name
+    ]
+    jobs = {path: upload(api, path, collection_id) for path in files}
+    for path, job_id in jobs.items():
+        job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=120)
+        assert job.status == S.COMPLETED, f"{path.name}: {job.error_message}"
+        texts = " ".join(
+            " ".join(text.split())
+            for text in Memory.objects.filter(job_id=job_id).values_list("text", flat=True)
+        )
+        if path.name in NO_TEXT:
+            assert job.result["memories_created"] == 0
+            assert "no text" in " ".join(job.result["warnings"])
+            continue
+        assert job.result["memories_created"] > 0, path.name
+        phrase = KNOWN.get(f"{path.parent.name}/{path.name}")
+        if phrase:
+            assert phrase.lower() in texts.lower(), (path.name, texts[:300])
+
+
+BAD = {
+    "bad/truncated.pdf": "",
+    "bad/image-named.pdf": "PNG",
+    "bad/garbage.pptx": "",
+    "bad/zipbomb.docx": "200 MB",
+    "bad/billion-laughs.docx": "entit",
+    "bad/twenty-thousand-blank-pages.pdf": "pages",
+    "pdf/libreoffice-writer-password.pdf": "encrypted",
+}
+
+
+def test_bad_files_fail_with_a_clear_message_and_the_worker_goes_on(api, collection_id):
+    with (CORPUS / "bad" / "empty.pdf").open("rb") as empty:
+        refused = api.post(
+            "/api/v1/jobs/",
+            {"type": "document_processing", "collection_id": collection_id, "file": empty},
+            format="multipart",
+        )
+    assert refused.status_code == 400 and "empty" in refused.json()["error"]["message"]
+    jobs = {name: upload(api, CORPUS / name, collection_id) for name in BAD}
+    for name, job_id in jobs.items():
+        job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=60)
+        assert job.status == S.FAILED, name
+        assert job.attempts == 1, (name, job.attempts)  # bad input is not retried
+        assert BAD[name].lower() in job.error_message.lower(), (name, job.error_message)
+        assert "Traceback" not in job.error_message and job.error_code, name
+        assert len(job.error_message) < 300, job.error_message
+    assert Memory.objects.filter(collection_id=collection_id).count() == 0
+    good = wait_status(
+        upload(api, CORPUS / "pdf" / "minimal-document.pdf", collection_id),
+        {S.COMPLETED, S.FAILED},
+        60,
+    )
+    assert good.status == S.COMPLETED, good.error_message
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def file_server():
+    handler = lambda *a, **k: _Files(*a, directory=str(CORPUS), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_file_url_is_fetched_and_other_local_addresses_are_refused(api, collection_id, file_server):
+    def create(url):
+        response = api.post(
+            "/api/v1/jobs/",
+            {"type": "document_processing", "collection_id": collection_id, "file_url": url},
+            format="json",
+        )
+        assert response.status_code == 202, response.content
+        return response.json()["job_id"]
+
+    fetched = wait_status(create(f"{file_server}/pdf/pdflatex-4-pages.pdf"), S.COMPLETED, 60)
+    assert fetched.result["pages"] == 4
+    assert Memory.objects.filter(job_id=fetched.pk).first().source.endswith("pdflatex-4-pages.pdf")
+    # 127.0.0.2 is loopback too, but not on the worker's allow list: refused unsent.
+    port = file_server.rsplit(":", 1)[1]
+    refused = wait_status(create(f"http://127.0.0.2:{port}/pdf/minimal-document.pdf"), S.FAILED)
+    assert refused.error_code == "url_refused" and "127.0.0.2" in refused.error_message
+    missing = wait_status(create(f"{file_server}/pdf/no-such.pdf"), S.FAILED, 60)
+    assert "404" in missing.error_message
+
+
+def scanned_pdf(pages: int) -> bytes:
+    """A PDF of page images (no text layer): every page needs OCR."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 40)
+    except OSError:
+        font = ImageFont.load_default(size=40)
+    images = []
+    for number in range(1, pages + 1):
+        image = Image.new("L", (1240, 1754), 255)
+        draw = ImageDraw.Draw(image)
+        for line in range(12):
+            draw.text((100, 150 + line * 100), f"Scanned page {number} line {line}", font=font)
+        images.append(image)
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=150)
+    return out.getvalue()
+
+
+@pytest.fixture
+def tesseract():
+    if shutil.which("tesseract") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("tesseract is not installed (make install installs tesseract-ocr)")
+        pytest.skip("tesseract is not installed (apt-get install tesseract-ocr)")
+
+
+def test_scanned_pages_are_ocred_and_the_job_cancels_between_pages(
+    api, collection_id, tesseract, tmp_path
+):
+    short = tmp_path / "scan-2.pdf"
+    short.write_bytes(scanned_pdf(2))
+    job = wait_status(upload(api, short, collection_id), {S.COMPLETED, S.FAILED}, 120)
+    assert job.status == S.COMPLETED, job.error_message
+    assert job.result["ocr_pages"] == 2
+    memory = Memory.objects.filter(job_id=job.pk, page=2).first()
+    assert memory is not None and "page 2" in memory.text.lower()
+    assert memory.position.get("ocr") is True
+
+    long = tmp_path / "scan-40.pdf"
+    long.write_bytes(scanned_pdf(40))
+    job_id = upload(api, long, collection_id)
+    wait_for(
+        lambda: Job.objects.get(pk=job_id).current_step.startswith("page 2 "),
+        60,
+        "the job to reach page 2",
+    )
+    response = api.post(f"/api/v1/jobs/{job_id}/cancel/")
+    assert response.status_code in (200, 202), response.content
+    job = wait_status(job_id, S.CANCELLED, 60)
+    assert not Memory.objects.filter(job_id=job_id).exists()
+    assert job.progress < 50
