@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -64,11 +66,14 @@ def api_key(name: str) -> str:
     return api_key_create(user=user)[1]
 
 
-def upload_to_searchable(client: httpx.Client, path: Path) -> dict[str, Any]:
+def upload_to_searchable(
+    client: httpx.Client, path: Path, query: str | None = "Topologie"
+) -> dict[str, Any]:
     """One upload, timed until the job is completed (its memories are committed with it)."""
     from jobs.models import Job
 
     collection = client.post("/api/v1/collections/", json={"name": f"c{time.time_ns()}"})
+    assert collection.status_code == 201, collection.text
     collection_id = collection.json()["id"]
     started = time.perf_counter()
     with path.open("rb") as handle:
@@ -86,10 +91,11 @@ def upload_to_searchable(client: httpx.Client, path: Path) -> dict[str, Any]:
         time.sleep(0.002)
     elapsed = time.perf_counter() - started
     assert job["status"] == "completed", job["error_message"]
-    hits = client.get(
-        "/api/v1/memories/search", params={"q": "Topologie", "collection_id": collection_id}
-    ).json()["results"]
-    assert hits, "nothing searchable after completion"
+    if query:
+        hits = client.get(
+            "/api/v1/memories/search", params={"q": query, "collection_id": collection_id}
+        ).json()["results"]
+        assert hits, "nothing searchable after completion"
     return {"total": elapsed, "job": job["result"]["duration"], "result": job["result"]}
 
 
@@ -103,7 +109,7 @@ def speed(embedded: bool, runs: int) -> dict[str, Any]:
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
         ) as client:
-            upload_to_searchable(client, CORPUS / "pdf" / "minimal-document.pdf")  # warm up
+            upload_to_searchable(client, CORPUS / "pdf" / "minimal-document.pdf", None)  # warm
             timings = [upload_to_searchable(client, GEOTOPO) for _ in range(runs)]
         result = timings[-1]["result"]
         return {
@@ -220,24 +226,52 @@ def search_bench(count: int, queries: int) -> list[dict[str, Any]]:
         setup.stop()
 
 
+def in_child(part: str, *args: str) -> Any:
+    """Run one part in a fresh process: Django is set up once per process, for one
+    database, and each part needs its own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.documents", "--part", part, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    sys.stderr.write(done.stderr[-3000:] if done.returncode else "")
+    done.check_returncode()
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--memories", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--part", choices=["quality", "embedded", "production", "search"])
     args = parser.parse_args()
+    if args.part:
+        if args.part == "quality":
+            from bench import extraction
 
-    from bench import extraction
+            out: Any = extraction.measure()
+        elif args.part == "search":
+            out = search_bench(args.memories, args.queries)
+        else:
+            out = speed(args.part == "embedded", args.runs)
+        print(json.dumps(out), flush=True)
+        return
 
-    quality = extraction.measure()
+    quality = in_child("quality")
     print(quality, flush=True)
-    speed_rows = [speed(embedded, args.runs) for embedded in (True, False)]
+    speed_rows = [in_child(part, "--runs", str(args.runs)) for part in ("embedded", "production")]
     for row in speed_rows:
         row["floor: PDFium raw text s"] = quality["raw seconds"]
         row["our extraction alone s"] = quality["ours seconds"]
         print(row, flush=True)
-    search_rows = [] if args.skip_search else search_bench(args.memories, args.queries)
+    search_rows = (
+        []
+        if args.skip_search
+        else in_child("search", "--memories", str(args.memories), "--queries", str(args.queries))
+    )
     body = (
         f"{machine()}\n\n### Quality: GeoTopo against its ground truth (target >= 0.98)\n\n"
         + report.table([quality])
