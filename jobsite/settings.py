@@ -316,12 +316,19 @@ JOBSITE_OCR_LANGUAGES = os.environ.get("JOBSITE_OCR_LANGUAGES", "eng+deu")
 JOBSITE_FETCH_TIMEOUT = env_float("JOBSITE_FETCH_TIMEOUT", 60.0)
 JOBSITE_FETCH_MAX_REDIRECTS = env_int("JOBSITE_FETCH_MAX_REDIRECTS", 5)
 JOBSITE_FETCH_ALLOW_HOSTS = os.environ.get("JOBSITE_FETCH_ALLOW_HOSTS", "")
+# Memory access counts wait in Redis this long (at most) before reaching the table.
+JOBSITE_ACCESS_FLUSH_INTERVAL = env_float("JOBSITE_ACCESS_FLUSH_INTERVAL", 10.0)
 
 CELERY_BEAT_SCHEDULE = {
     "jobsite-sweep": {
         "task": "jobs.maintenance.sweep",
         "schedule": JOBSITE_SWEEP_INTERVAL,
         "options": {"queue": "maintenance", "expires": max(JOBSITE_SWEEP_INTERVAL * 2, 5)},
+    },
+    "jobsite-memory-access": {
+        "task": "processing.flush_memory_access",
+        "schedule": JOBSITE_ACCESS_FLUSH_INTERVAL,
+        "options": {"queue": "maintenance", "expires": 30},
     },
     "jobsite-purge": {
         "task": "jobs.maintenance.purge",

@@ -46,9 +46,14 @@ class Query:
 
 @dataclass
 class Hit:
-    memory_id: int
+    # The memory with the fields a hit shows (others load on access).
+    memory: Any
     score: float
     snippet: str
+
+
+# What a hit carries of its memory, read in the search query itself.
+HIT_COLUMNS = "m.id, m.collection_id, m.job_id, m.source, m.page, m.position, m.text, m.tags"
 
 
 def parse(text: str) -> Query:
@@ -97,15 +102,17 @@ def search(
         sql, params = _postgres_sql(query, collection_ids, job_id, tag, limit, offset)
     else:
         sql, params = _sqlite_sql(query, collection_ids, job_id, tag, limit, offset)
-    with transaction.atomic(), connection.cursor() as cursor:
+    from processing.models import Memory
+
+    with transaction.atomic():
         if postgres:
             # GIN's own answer to words found in most rows: past this many matches it
             # returns a random sample instead of reading whole posting lists (the
             # difference between 25 and 180 ms for two common words over 1M memories).
-            cursor.execute(f"SET LOCAL gin_fuzzy_search_limit = {GIN_FUZZY_LIMIT}")
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return [Hit(memory_id=row[0], score=float(row[1]), snippet=mark(row[2])) for row in rows]
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL gin_fuzzy_search_limit = {GIN_FUZZY_LIMIT}")
+        memories = list(Memory.objects.raw(sql, params))
+    return [Hit(memory=m, score=float(m.score), snippet=mark(m.snippet)) for m in memories]
 
 
 def mark(snippet: str) -> str:
@@ -200,7 +207,8 @@ def _postgres_sql(
             ORDER BY score DESC, c.id
             LIMIT %s OFFSET %s
         )
-        SELECT r.id, r.score, ts_headline('{PG_CONFIG}', m.text, q.query, %s)
+        SELECT {HIT_COLUMNS}, r.score AS score,
+               ts_headline('{PG_CONFIG}', m.text, q.query, %s) AS snippet
         FROM ranked r JOIN {TABLE} m ON m.id = r.id, q
         ORDER BY r.score DESC, r.id
     """
@@ -230,8 +238,8 @@ def _sqlite_sql(
 ) -> tuple[str, list[Any]]:
     where, params = _filters("m", collection_ids, job_id, tag)
     sql = f"""
-        SELECT m.id, -bm25({FTS_TABLE}) AS score,
-               snippet({FTS_TABLE}, 0, char(2), char(3), ' … ', 32)
+        SELECT {HIT_COLUMNS}, -bm25({FTS_TABLE}) AS score,
+               snippet({FTS_TABLE}, 0, char(2), char(3), ' … ', 32) AS snippet
         FROM {FTS_TABLE} JOIN {TABLE} m ON m.id = {FTS_TABLE}.rowid
         WHERE {FTS_TABLE} MATCH %s AND {" AND ".join(where)}
         ORDER BY bm25({FTS_TABLE}), m.id

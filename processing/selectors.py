@@ -62,7 +62,7 @@ def memories_with_tag(queryset: QuerySet[Memory], tag: str) -> QuerySet[Memory]:
 
 @dataclass
 class SearchResult:
-    hits: list[tuple[Memory, search.Hit]]
+    hits: list[search.Hit]
     took_ms: float
 
 
@@ -91,6 +91,4 @@ def memory_search(
         limit=limit,
         offset=offset,
     )
-    memories = Memory.objects.in_bulk([hit.memory_id for hit in hits])
-    found = [(memories[hit.memory_id], hit) for hit in hits if hit.memory_id in memories]
-    return SearchResult(hits=found, took_ms=(time.perf_counter() - started) * 1000)
+    return SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000)

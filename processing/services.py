@@ -7,8 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs.errors import Conflict, InvalidInput
@@ -118,22 +117,6 @@ def memory_update(
 
 def memory_delete(memory: Memory) -> None:
     memory.delete()
-
-
-def memories_touch(ids: Sequence[int]) -> None:
-    """Count a read (a get or a search hit) on each memory: consolidation keeps what is
-    used."""
-    if not ids:
-        return
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # A counter, not a record: no need to wait for the disk (it may lose the
-            # last moments' counts on a crash, never corrupt anything).
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        Memory.objects.filter(pk__in=list(ids)).update(
-            access_count=F("access_count") + 1, last_accessed_at=timezone.now()
-        )
 
 
 def content_hash(text: str) -> str:

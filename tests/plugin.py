@@ -32,6 +32,8 @@ FAST_TIMINGS = {
     "JOBSITE_PROGRESS_MIN_INTERVAL": "0.05",
     "JOBSITE_DB_REUSE_MAX": "0",
     "JOBSITE_WORKER_LOST_WAIT": "1",
+    # Tests fold memory access counts themselves (processing.access.flush).
+    "JOBSITE_ACCESS_FLUSH_INTERVAL": "3600",
 }
 
 

@@ -6,4 +6,9 @@ from jobsite.celery import app
 def test_registered_task_names():
     app.loader.import_default_modules()
     ours = {name for name in app.tasks if not name.startswith("celery.")}
-    assert ours == {"jobs.run", "jobs.maintenance.sweep", "jobs.maintenance.purge"}
+    assert ours == {
+        "jobs.run",
+        "jobs.maintenance.sweep",
+        "jobs.maintenance.purge",
+        "processing.flush_memory_access",
+    }

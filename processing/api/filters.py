@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
+from jobs.api.filters import UtcIsoDateTimeFilter
 from processing.models import Memory
 from processing.selectors import memories_with_tag
 
@@ -13,8 +14,8 @@ class MemoryFilter(django_filters.FilterSet):
     job_id = django_filters.UUIDFilter(field_name="job_id", help_text="The job that made it.")
     tag = django_filters.CharFilter(method="filter_tag", max_length=100)
     source = django_filters.CharFilter(field_name="source")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Memory

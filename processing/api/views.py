@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.filters import NewestFirst
-from processing import selectors, services
+from processing import access, search, selectors, services
 from processing.api.filters import MemoryFilter
 from processing.api.serializers import (
     CollectionPageSerializer,
@@ -126,7 +126,7 @@ class MemoryDetailApi(APIView):
     )
     def get(self, request: Request, memory_id: str) -> Response:
         memory = selectors.memory_get(owner=request.user, memory_id=memory_id)
-        services.memories_touch([memory.pk])
+        access.record([memory.pk])
         return Response(MemorySerializer(memory).data)
 
     @extend_schema(
@@ -158,22 +158,8 @@ class MemorySearchApi(APIView):
     def get(self, request: Request) -> Response:
         params = _valid(SearchQuerySerializer, request.query_params)
         result = selectors.memory_search(owner=request.user, **params)
-        services.memories_touch([memory.pk for memory, _ in result.hits])
-        results = [
-            {
-                "memory_id": memory.pk,
-                "score": round(hit.score, 6),
-                "snippet": hit.snippet,
-                "text": memory.text,
-                "source": memory.source,
-                "page": memory.page,
-                "position": memory.position,
-                "collection_id": str(memory.collection_id),
-                "job_id": str(memory.job_id) if memory.job_id else None,
-                "tags": memory.tags,
-            }
-            for memory, hit in result.hits
-        ]
+        access.record([hit.memory.pk for hit in result.hits])
+        results = [_hit(hit) for hit in result.hits]
         return Response(
             {
                 "query": params["q"],
@@ -182,3 +168,19 @@ class MemorySearchApi(APIView):
                 "took_ms": round(result.took_ms, 2),
             }
         )
+
+
+def _hit(hit: search.Hit) -> dict:
+    memory = hit.memory
+    return {
+        "memory_id": memory.pk,
+        "score": round(hit.score, 6),
+        "snippet": hit.snippet,
+        "text": memory.text,
+        "source": memory.source,
+        "page": memory.page,
+        "position": memory.position,
+        "collection_id": str(memory.collection_id),
+        "job_id": str(memory.job_id) if memory.job_id else None,
+        "tags": memory.tags,
+    }

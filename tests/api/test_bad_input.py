@@ -141,3 +141,14 @@ def test_broker_down_at_create_still_answers_202(
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(URL, {"type": "echo"}, format="json")
     assert response.status_code == 202 and response.json()["status"] == "pending"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0809-03-21T20:37:58+19:56", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"],
+)
+def test_list_dates_with_odd_offsets_are_answered_never_500(api, value):
+    # PostgreSQL refuses UTC offsets past ±15:59 that Python parses (found by fuzzing).
+    for url in ("/api/v1/jobs/", "/api/v1/memories/"):
+        response = api.get(url, {"created_before": value})
+        assert response.status_code in (200, 400), (url, value, response.content)
