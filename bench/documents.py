@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.harness import Setup, free_port, machine, percentile, wait_port
+from bench.harness import Setup, free_port, machine, percentile
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 GEOTOPO = CORPUS / "pdf" / "GeoTopo-komprimiert.pdf"
@@ -36,24 +36,7 @@ TRUTH = CORPUS / "ground_truth" / "GeoTopo-book.txt"
 
 def rest_server(setup: Setup) -> str:
     port = free_port()
-    setup.spawn(
-        "rest",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "jobsite.wsgi:application",
-            "-k",
-            "gthread",
-            "-w",
-            "1",
-            "--threads",
-            "4",
-            "-b",
-            f"127.0.0.1:{port}",
-        ],
-    )
-    wait_port(port)
+    setup.gunicorn("rest", port, workers=1)
     return f"http://127.0.0.1:{port}"
 
 

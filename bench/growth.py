@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from bench import load, report
-from bench.harness import Setup, free_port, machine, wait_port
+from bench.harness import Setup, free_port, machine
 
 FILL = """
 INSERT INTO jobs_job (
@@ -119,25 +119,7 @@ def run(setup: Setup, args: argparse.Namespace) -> None:
     while not app.control.ping(destination=[node], timeout=0.5):
         time.sleep(0.2)
     port = free_port()
-    setup.spawn(
-        "rest",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "jobsite.wsgi:application",
-            "-k",
-            "gthread",
-            "-w",
-            "2",
-            "--threads",
-            "4",
-            "-b",
-            f"127.0.0.1:{port}",
-        ],
-        DB_CONN_MAX_AGE="600",
-    )
-    wait_port(port)
+    setup.gunicorn("rest", port, DB_CONN_MAX_AGE="600")
     headers = {"Authorization": f"Bearer {key}"}
     body = json.dumps({"type": "echo", "params": {"payload": 1}}).encode()
     rows = []

@@ -155,6 +155,29 @@ class Setup:
         wait_port(port)
         return proc
 
+    def gunicorn(self, name: str, port: int, workers: int = 2, **env: str) -> subprocess.Popen:
+        """The REST API under gunicorn's threaded workers (4 threads each), on ``port``."""
+        proc = self.spawn(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "jobsite.wsgi:application",
+                "-k",
+                "gthread",
+                "-w",
+                str(workers),
+                "--threads",
+                "4",
+                "-b",
+                f"127.0.0.1:{port}",
+            ],
+            **env,
+        )
+        wait_port(port)
+        return proc
+
     def worker(self, name: str, concurrency: int = 2, queues: str = "default") -> subprocess.Popen:
         return self.spawn(
             name,

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.harness import Setup, free_port, machine, percentile, wait_port
+from bench.harness import Setup, free_port, machine, percentile
 
 
 def summarize(delays: list[float]) -> dict[str, float]:
@@ -116,26 +116,8 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> None:
     while not app.control.ping(destination=[node], timeout=0.5):
         time.sleep(0.2)
     rest, streams = free_port(), free_port()
-    setup.spawn(
-        "rest",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "jobsite.wsgi:application",
-            "-k",
-            "gthread",
-            "-w",
-            "2",
-            "--threads",
-            "4",
-            "-b",
-            f"127.0.0.1:{rest}",
-        ],
-        DB_CONN_MAX_AGE="600",
-    )
+    setup.gunicorn("rest", rest, DB_CONN_MAX_AGE="600")
     setup.uvicorn("streams", "jobsite.asgi:application", streams, DB_POOL="1")
-    wait_port(rest)
     counter = redis.Redis.from_url(counter_url)
     jobsite_starts(f"http://127.0.0.1:{rest}", key, 20, args.gap)  # warm up
     celery_starts(counter, 20, args.gap)

@@ -47,22 +47,8 @@ class MemoryAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    readonly_fields = (
-        "collection",
-        "source",
-        "source_type",
-        "page",
-        "position",
-        "chunk_index",
-        "text",
-        "access_count",
-        "last_accessed_at",
-        "job_id",
-        "source_hash",
-        "content_hash",
-        "created_at",
-        "updated_at",
-    )
+    # What a job wrote stays as it wrote it; people curate only these.
+    readonly_fields = tuple(f for f in fields if f not in ("tags", "metadata", "importance"))
 
     def save_model(self, request, obj: Memory, form, change: bool) -> None:
         """Write only what may change here, through the service (a full save would put

@@ -59,12 +59,9 @@ def collection_update(collection: Collection, **changes: Any) -> Collection:
     return collection
 
 
-def collection_delete(collection: Collection) -> int:
-    """Delete a collection and its memories; returns how many memories went with it."""
-    with transaction.atomic():
-        count = Memory.objects.filter(collection=collection).count()
-        collection.delete()
-    return count
+def collection_delete(collection: Collection) -> None:
+    """Delete a collection and its memories (the database cascades)."""
+    collection.delete()
 
 
 def _check_chunking(collection: Collection) -> None:

@@ -106,7 +106,6 @@ def process_document(params: DocumentParams, progress: Progress) -> dict[str, An
         source_hash = _sha256(path)
         document = open_document(path, limits(params))
         size = params.chunk_size or collection.chunk_size
-        overlap = min(collection.chunk_overlap, size // 2)
         chunks: list[chunking.Chunk] = []
         pages = ocr_pages = characters = 0
         heading: str | None = None
@@ -115,7 +114,11 @@ def process_document(params: DocumentParams, progress: Progress) -> dict[str, An
             pages += 1
             ocr_pages += unit.ocr
             characters += sum(len(block.text) for block in unit.blocks)
-            chunks.extend(chunking.chunk_unit(unit, size=size, overlap=overlap, heading=heading))
+            chunks.extend(
+                chunking.chunk_unit(
+                    unit, size=size, overlap=collection.chunk_overlap, heading=heading
+                )
+            )
             heading = chunking.last_heading(unit, heading)
             done = 90.0 * pages / total if total else min(89.0, float(pages))
             progress(2 + done, f"{unit.kind} {unit.number} of {total or '?'}")
