@@ -3,6 +3,7 @@ this machine, each beside its baseline, written to ``docs/benchmarks.md``.
 
     python -m bench            # the full sizes (about 40 minutes on 2 cores)
     python -m bench --quick    # small sizes, to check the harness (a few minutes)
+    python -m bench --skip documents --skip watchers
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument(
+        "--skip", action="append", default=[], help="e.g. --skip documents (repeatable)"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     versions = subprocess.run(
@@ -71,6 +75,8 @@ def main() -> None:
     )
     env = {**os.environ, "BENCH_REPORT": str(out)}
     for command in QUICK if args.quick else FULL:
+        if command[0].removeprefix("bench.") in args.skip:
+            continue
         print(f"\n=== python -m {' '.join(command)}", flush=True)
         subprocess.run([sys.executable, "-m", *command], cwd=ROOT, env=env, check=True)
     print(f"\nwritten: {out}")

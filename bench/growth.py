@@ -105,7 +105,7 @@ def run(setup: Setup, args: argparse.Namespace) -> None:
             "-P",
             "prefork",
             "-c",
-            "2",
+            "8",
             "-Q",
             "default",
             "-n",

@@ -37,6 +37,11 @@ def outlasts_db_blips(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if connection.in_atomic_block:  # a caller's transaction cannot be replayed here
             return func(*args, **kwargs)
+        try:  # the usual case, without building a retry loop per call
+            return func(*args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("Database unavailable (%s); retrying %s", exc, func.__name__)
+            connection.close()
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type((OperationalError, InterfaceError)),
             wait=tenacity.wait_exponential_jitter(initial=0.1, max=5),

@@ -138,7 +138,10 @@ class _Heartbeat(threading.Thread):
                     except Exception as exc:  # the database blipped: try again later
                         log.warning("Heartbeat for job %s failed: %s", reporter.job_id, exc)
                         connection.close()
-            nearest = min((r.next_due() for r in running), default=now + 60)
+            # Idle, it still wakes once per heartbeat interval: a job that starts meanwhile
+            # is picked up by then, without a wake-up per job (most jobs end sooner).
+            idle = now + settings.JOBSITE_HEARTBEAT_INTERVAL
+            nearest = min((r.next_due() for r in running), default=idle)
             self.wake.wait(max(0.005, nearest - time.monotonic()))
             self.wake.clear()
 
@@ -167,7 +170,6 @@ def activate(reporter: Progress) -> Iterator[Progress]:
     beat = _heartbeat_thread()
     with beat.lock:
         beat.active.add(reporter)
-    beat.poke()
     token = _current.set(reporter)
     try:
         yield reporter

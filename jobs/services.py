@@ -22,13 +22,13 @@ from billiard.exceptions import WorkerLostError
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from jobs import registry
+from jobs import registry, writes
 from jobs.dbretry import outlasts_db_blips
 from jobs.errors import (
     AttemptLost,
@@ -105,11 +105,17 @@ def _transition(
             for name, value in fields.items()
             if moved is not None and (name in returning or not isinstance(value, Combinable))
         }
-    if not moved:
-        return moved
+    if moved:
+        _moved(job_id, from_status, to_status, reason, actor, written)
+    return moved
+
+
+def _moved(
+    job_id: Any, from_status: str, to_status: str, reason: str, actor: str, written: dict
+) -> None:
+    """What follows every status change: watchers hear of it once it commits."""
     transaction.on_commit(partial(notify, job_id, status=to_status, **live_fields(written)))
     log.info("job %s: %s -> %s (%s; %s)", job_id, from_status, to_status, reason, actor)
-    return moved
 
 
 def _event(
@@ -233,7 +239,7 @@ def job_create(
 
 
 # What a claimed attempt reads from its row (anything else loads on demand).
-CLAIM_FIELDS = [
+CLAIM_FIELDS = (
     "type",
     "params",
     "status",
@@ -245,7 +251,7 @@ CLAIM_FIELDS = [
     "queue",
     "priority",
     "celery_task_id",
-]
+)
 
 
 @outlasts_db_blips
@@ -269,7 +275,28 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
         "current_step": "",
         "dispatched_at": None,
     }
-    due = Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now + timedelta(seconds=0.5))
+    due_by = now + timedelta(seconds=0.5)
+    if connection.vendor == "postgresql":
+        for source, due in ((S.PENDING, None), (S.RETRYING, due_by)):
+            job = writes.claim(
+                Job,
+                job_id,
+                fields=CLAIM_FIELDS,
+                now=now,
+                due=due,
+                task_id=task_id,
+                worker=worker[:255],
+                kind=JobEvent.Kind.TRANSITION,
+                actor=f"system:{worker}"[:200],
+                reason="attempt started",
+                **{"from": source, "to": S.RUNNING},
+            )
+            if job is not None:
+                written = {"attempts": job.attempts, "progress": 0.0, "current_step": ""}
+                _moved(job_id, source, S.RUNNING, "attempt started", f"system:{worker}", written)
+                return job
+        return _not_claimable(job_id, task_id)
+    due = Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=due_by)
     for source, where in ((S.PENDING, None), (S.RETRYING, due)):
         job = _transition(
             job_id,
@@ -284,13 +311,16 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
         )
         if job is not None:
             return job
+    return _not_claimable(job_id, task_id)
+
+
+def _not_claimable(job_id: Any, task_id: str) -> None:
     log.info(
         "Job %s is not claimable (running, finished, cancelled, not due or gone): "
         "message %s skipped",
         job_id,
         task_id,
     )
-    return None
 
 
 def _attempt(job_id: Any, task_id: str):
@@ -362,6 +392,23 @@ def job_complete(job_id: Any, *, task_id: str, attempt: int, result: Any) -> boo
             exc=JobError(f"The job's result is not JSON: {exc}", code="result_not_serializable"),
         )
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        moved = writes.complete(
+            Job,
+            job_id,
+            result=result,
+            now=now,
+            task_id=task_id,
+            kind=JobEvent.Kind.TRANSITION,
+            actor="system:worker",
+            reason="completed",
+            attempt=attempt,
+            **{"from": S.RUNNING, "to": S.COMPLETED},
+        )
+        if moved:
+            written = {"result": result, "progress": 100.0}
+            _moved(job_id, S.RUNNING, S.COMPLETED, "completed", "system:worker", written)
+        return moved
     return _transition(
         job_id,
         S.RUNNING,
@@ -617,4 +664,7 @@ def api_key_create(*, user: Any, name: str = "") -> tuple[ApiKey, str]:
 
 
 def api_key_revoke(api_key: ApiKey) -> None:
+    from jobs.auth import forget_key
+
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    forget_key(api_key.prefix)

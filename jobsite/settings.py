@@ -177,6 +177,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = ["jobs.api.uploads.LimitedTemporaryFileUploadHandler"]
 
 # --- REST API -----------------------------------------------------------------------------
+# Seconds a web process trusts an API key row it read (0: read it on every request). A key
+# revoked in another process still works there for up to this long.
+JOBSITE_API_KEY_CACHE_SECONDS = env_float("JOBSITE_API_KEY_CACHE_SECONDS", 5.0)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "jobs.auth.ApiKeyAuthentication",
@@ -288,6 +292,8 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = (
 JOBSITE_DB_RETRY_SECONDS = env_float("JOBSITE_DB_RETRY_SECONDS", 60.0)
 # Live updates: the Redis whose pub/sub carries job changes to every web process.
 JOBSITE_LIVE_URL = os.environ.get("JOBSITE_LIVE_URL", CELERY_BROKER_URL)
+# Seconds a process gathers live updates before publishing them as one pipeline.
+JOBSITE_LIVE_LINGER = env_float("JOBSITE_LIVE_LINGER", 0.002)
 # A comment line on idle SSE streams, so proxies and clients keep them open.
 JOBSITE_SSE_KEEPALIVE = env_float("JOBSITE_SSE_KEEPALIVE", 15.0)
 # Concurrent streams and long-polls per API key, per web process; past it, a 429.
