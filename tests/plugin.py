@@ -34,6 +34,8 @@ FAST_TIMINGS = {
     "JOBSITE_WORKER_LOST_WAIT": "1",
     # Tests fold memory access counts themselves (processing.access.flush).
     "JOBSITE_ACCESS_FLUSH_INTERVAL": "3600",
+    # Tests revoke keys by writing rows; the key cache has tests of its own (test_auth.py).
+    "JOBSITE_API_KEY_CACHE_SECONDS": "0",
 }
 
 
