@@ -94,8 +94,10 @@ def run(setup: Setup, args: argparse.Namespace) -> list[dict[str, Any]]:
         port = free_port()
         proc = setup.spawn(f"api-{port}", command(port), **env)
         wait_port(port)
-        load.measure(port, 50, 2, endpoints["GET /jobs/{id}/"])  # warm up: imports, pools
         for endpoint, make in endpoints.items():
+            # Warm up each path first: every thread opens its own database and broker
+            # connections on its first request (a cold start is not the steady state).
+            load.measure(port, 100, 3, make)
             for rate in args.rates:
                 outcome = load.measure(port, rate, args.seconds, make)
                 row = {"server": server, "endpoint": endpoint, **outcome.summary()}
