@@ -77,9 +77,10 @@ def fixtures(jobs: int) -> tuple[str, list[str]]:
 
 
 def run(setup: Setup, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from bench.harness import wait_port
+    from bench.harness import checkpoint, wait_port
 
     key, job_ids = fixtures(1000)
+    checkpoint()  # what earlier benchmarks left dirty is written before, not during
     headers = {"Authorization": f"Bearer {key}"}
     post_headers = {**headers, "Content-Type": "application/json"}
     body = json.dumps({"type": "echo", "params": {"payload": 1}}).encode()

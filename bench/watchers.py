@@ -108,7 +108,7 @@ async def poll(port: int, path: str, headers: dict[str, str], tally: Tally) -> N
 
 def publisher(job_ids: list[str], rate: int, seconds: float) -> int:
     """Progress changes at ``rate`` per second, round-robin over the jobs."""
-    from jobs.live.notify import notify
+    from jobs.live.notify import flush, notify
 
     total = int(rate * seconds)
     started = time.monotonic()
@@ -117,6 +117,7 @@ def publisher(job_ids: list[str], rate: int, seconds: float) -> int:
         if (pause := due - time.monotonic()) > 0:
             time.sleep(pause)
         notify(job_ids[i % len(job_ids)], status="running", progress=round(100 * i / total, 2))
+    flush()  # a pool process exits without atexit handlers
     return total
 
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import task_failure, task_revoked, task_success, worker_process_init
+from celery.signals import (
+    task_failure,
+    task_revoked,
+    task_success,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 from jobs import runtime, services
 from jobs.errors import JobError
+from jobs.live import notify
 from jobs.publish import RUN_TASK
 
 
@@ -53,3 +60,10 @@ def limit_pool_process_memory(**_: Any) -> None:
     """A job that allocates past JOBSITE_WORKER_MEMORY_LIMIT_MB gets a MemoryError (the job
     fails ``out_of_memory``) instead of the machine's OOM killer taking the worker."""
     runtime.limit_process_memory()
+
+
+@worker_process_shutdown.connect
+def send_queued_live_updates(**_: Any) -> None:
+    """A pool process that is replaced (max tasks or memory per child) exits without
+    running atexit handlers: send the live updates still queued (the last job's end)."""
+    notify.flush()
