@@ -292,6 +292,8 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = (
 JOBSITE_DB_RETRY_SECONDS = env_float("JOBSITE_DB_RETRY_SECONDS", 60.0)
 # Live updates: the Redis whose pub/sub carries job changes to every web process.
 JOBSITE_LIVE_URL = os.environ.get("JOBSITE_LIVE_URL", CELERY_BROKER_URL)
+# Threads per ASGI process for the REST API and the admin (jobsite/asgi.py).
+JOBSITE_ASGI_THREADS = env_int("JOBSITE_ASGI_THREADS", 4)
 # Seconds a process gathers live updates before publishing them as one pipeline.
 JOBSITE_LIVE_LINGER = env_float("JOBSITE_LIVE_LINGER", 0.002)
 # A comment line on idle SSE streams, so proxies and clients keep them open.
