@@ -112,10 +112,10 @@ def update_returning_with_event(
             [*update_params, *insert_params],
         )
         row = cursor.fetchone()
-    return None if row is None else _from_row(model, names, row, query.db)
+    return None if row is None else model_from_row(model, names, row, query.db)
 
 
-def _from_row(model: type[Model], names: list[str], row: Any, db: str) -> Model:
+def model_from_row(model: type[Model], names: list[str], row: Any, db: str) -> Model:
     """A model instance from raw column values, converted as the ORM would."""
     connection = connections[db]
     converted = []
@@ -223,7 +223,7 @@ def claim(
     with _prepared_cursor(db) as cursor:
         cursor.execute(statement, {"id": job_id, **values})
         row = cursor.fetchone()
-    return None if row is None else _from_row(model, names, row, db)
+    return None if row is None else model_from_row(model, names, row, db)
 
 
 def complete(
