@@ -10,53 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import subprocess
+from collections.abc import Callable
 from typing import Any
 
 from bench import load, report
 from bench.harness import Setup, free_port, machine
 
-SERVERS = {
-    "gunicorn gthread 2x4 (WSGI)": (
-        lambda port: [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "jobsite.wsgi:application",
-            "-k",
-            "gthread",
-            "-w",
-            "2",
-            "--threads",
-            "4",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--backlog",
-            "4096",
-            "--log-level",
-            "warning",
-        ],
-        {"DB_CONN_MAX_AGE": "600"},
-    ),
-    "uvicorn 2 workers (ASGI)": (
-        lambda port: [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "jobsite.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--backlog",
-            "4096",
-        ],
-        {"DB_POOL": "1"},
+# Each starts the API on a port, the same app both ways (jobsite/asgi.py runs the REST
+# paths as WSGI on a thread pool under uvicorn).
+SERVERS: dict[str, Callable[[Setup, int], subprocess.Popen]] = {
+    "gunicorn gthread 2x4 (WSGI)": lambda setup, port: setup.gunicorn(f"api-{port}", port),
+    "uvicorn 2 workers (ASGI)": lambda setup, port: setup.uvicorn(
+        f"api-{port}", "jobsite.asgi:application", port, workers=2, DB_POOL="1"
     ),
 }
 
@@ -77,7 +43,7 @@ def fixtures(jobs: int) -> tuple[str, list[str]]:
 
 
 def run(setup: Setup, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from bench.harness import checkpoint, wait_port
+    from bench.harness import checkpoint
 
     key, job_ids = fixtures(1000)
     checkpoint()  # what earlier benchmarks left dirty is written before, not during
@@ -91,10 +57,9 @@ def run(setup: Setup, args: argparse.Namespace) -> list[dict[str, Any]]:
         "POST /jobs/": lambda i: load.build("POST", "/api/v1/jobs/", post_headers, body),
     }
     rows = []
-    for server, (command, env) in SERVERS.items():
+    for server, start in SERVERS.items():
         port = free_port()
-        proc = setup.spawn(f"api-{port}", command(port), **env)
-        wait_port(port)
+        proc = start(setup, port)
         for endpoint, make in endpoints.items():
             # Warm up each path first: every thread opens its own database and broker
             # connections on its first request (a cold start is not the steady state).

@@ -36,8 +36,7 @@ TRUTH = CORPUS / "ground_truth" / "GeoTopo-book.txt"
 
 def rest_server(setup: Setup) -> str:
     port = free_port()
-    # Connections kept between requests, as in benchmark 2 (a new one costs ~2 ms).
-    setup.gunicorn("rest", port, workers=1, DB_CONN_MAX_AGE="600")
+    setup.gunicorn("rest", port, workers=1)
     return f"http://127.0.0.1:{port}"
 
 

@@ -123,7 +123,7 @@ def run(setup: Setup, args: argparse.Namespace) -> None:
     while not app.control.ping(destination=[node], timeout=0.5):
         time.sleep(0.2)
     port = free_port()
-    setup.gunicorn("rest", port, DB_CONN_MAX_AGE="600")
+    setup.gunicorn("rest", port)
     headers = {"Authorization": f"Bearer {key}"}
     body = json.dumps({"type": "echo", "params": {"payload": 1}}).encode()
     rows = []

@@ -116,7 +116,7 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> None:
     while not app.control.ping(destination=[node], timeout=0.5):
         time.sleep(0.2)
     rest, streams = free_port(), free_port()
-    setup.gunicorn("rest", rest, DB_CONN_MAX_AGE="600")
+    setup.gunicorn("rest", rest)
     setup.uvicorn("streams", "jobsite.asgi:application", streams, DB_POOL="1")
     counter = redis.Redis.from_url(counter_url)
     jobsite_starts(f"http://127.0.0.1:{rest}", key, 20, args.gap)  # warm up

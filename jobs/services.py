@@ -263,6 +263,7 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
     the common case; a retrying one must also be due.
     """
     now = timezone.now()
+    # The same values as jobs.writes._CLAIM, which PostgreSQL runs: change both together.
     fields = {
         "attempts": F("attempts") + 1,
         "started_at": Coalesce(F("started_at"), Value(now)),
@@ -279,7 +280,6 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
     if connection.vendor == "postgresql":
         for source, due in ((S.PENDING, None), (S.RETRYING, due_by)):
             job = writes.claim(
-                Job,
                 job_id,
                 fields=CLAIM_FIELDS,
                 now=now,
@@ -394,7 +394,6 @@ def job_complete(job_id: Any, *, task_id: str, attempt: int, result: Any) -> boo
     now = timezone.now()
     if connection.vendor == "postgresql":
         moved = writes.complete(
-            Job,
             job_id,
             result=result,
             now=now,
@@ -414,6 +413,7 @@ def job_complete(job_id: Any, *, task_id: str, attempt: int, result: Any) -> boo
         S.RUNNING,
         S.COMPLETED,
         where=Q(celery_task_id=task_id),
+        # The same values as jobs.writes._COMPLETE (PostgreSQL): change both together.
         fields={
             "result": result,
             "progress": 100.0,

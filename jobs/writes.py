@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connections, transaction
 from django.db.models import Model, QuerySet, sql
 
-from jobs.models import JobEvent
+from jobs.models import Job, JobEvent
 
 _EVENT_COLUMNS = (
     "job_id",
@@ -201,38 +201,32 @@ def _prepared_cursor(db: str) -> Any:
     return connection._prepare_cursor(ServerBindingCursor(connection.connection))
 
 
-def _claim_sql(model: type[Model], fields: tuple[str, ...]) -> tuple[str, list[str]]:
-    wanted = {"id", *fields}
-    names = [f.name for f in model._meta.concrete_fields if f.name in wanted]
-    columns = ", ".join(model._meta.get_field(name).column for name in names)
-    return _CLAIM.format(columns=columns), names
-
-
 _claim_cache: dict[tuple[str, ...], tuple[str, list[str]]] = {}
 
 
 def claim(
-    model: type[Model], job_id: Any, *, fields: tuple[str, ...], db: str = "default", **values: Any
-) -> Model | None:
+    job_id: Any, *, fields: tuple[str, ...], db: str = "default", **values: Any
+) -> Job | None:
     """The claim's UPDATE, its event and the row's ``fields`` in one statement; ``values``
     names ``now``, ``from``, ``to``, ``due`` (or None), ``task_id``, ``worker``, ``kind``,
     ``actor`` and ``reason``."""
     if fields not in _claim_cache:
-        _claim_cache[fields] = _claim_sql(model, fields)
+        wanted = {"id", *fields}
+        names = [f.name for f in Job._meta.concrete_fields if f.name in wanted]
+        columns = ", ".join(Job._meta.get_field(name).column for name in names)
+        _claim_cache[fields] = (_CLAIM.format(columns=columns), names)
     statement, names = _claim_cache[fields]
     with _prepared_cursor(db) as cursor:
         cursor.execute(statement, {"id": job_id, **values})
         row = cursor.fetchone()
-    return None if row is None else model_from_row(model, names, row, db)
+    return None if row is None else model_from_row(Job, names, row, db)
 
 
-def complete(
-    model: type[Model], job_id: Any, *, result: Any, db: str = "default", **values: Any
-) -> bool:
+def complete(job_id: Any, *, result: Any, db: str = "default", **values: Any) -> bool:
     """The completion's UPDATE and its event in one statement; ``values`` as for ``claim``
     plus ``attempt``, less ``due`` and ``worker``."""
     connection = connections[db]
-    stored = model._meta.get_field("result").get_db_prep_save(result, connection)
+    stored = Job._meta.get_field("result").get_db_prep_save(result, connection)
     with _prepared_cursor(db) as cursor:
         cursor.execute(_COMPLETE, {"id": job_id, "result": stored, **values})
         return cursor.rowcount == 1

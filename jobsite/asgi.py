@@ -4,7 +4,7 @@ pool of threads.
 
 Why not Django's ASGI handler for the REST API: it runs each sync view through
 ``sync_to_async(thread_sensitive=True)``, that is on one thread per process, so short
-requests queue behind each other (docs/benchmarks.md: at 300 requests/s, p50 half a
+requests queue behind each other (docs/benchmarks.md: at 300 requests/s, p50 over a
 second). As WSGI on ``JOBSITE_ASGI_THREADS`` threads the same views serve like gunicorn's
 threaded workers, and one server still carries both kinds of path.
 """

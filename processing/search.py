@@ -97,16 +97,13 @@ def search(
     """The best-ranked memories in these collections, with highlighted snippets."""
     if not collection_ids:
         return []
-    postgres = connection.vendor == "postgresql"
-    if postgres:
-        sql, params = _postgres_sql(query, collection_ids, job_id, tag, limit, offset)
-    else:
-        sql, params = _sqlite_sql(query, collection_ids, job_id, tag, limit, offset)
-    if not postgres:
+    if connection.vendor != "postgresql":
         from processing.models import Memory
 
+        sql, params = _sqlite_sql(query, collection_ids, job_id, tag, limit, offset)
         memories = list(Memory.objects.raw(sql, params))
         return [Hit(m, float(m.score), mark(m.snippet)) for m in memories]
+    sql, params = _postgres_sql(query, collection_ids, job_id, tag, limit, offset)
     # GIN's own answer to words found in most rows: past this many matches it returns a
     # random sample instead of every match (the difference between 25 and 180 ms for two
     # common words over 1M memories). SET LOCAL and the query go as one batch, which

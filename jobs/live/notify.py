@@ -8,7 +8,6 @@ read from the database, and the next change carries the full picture again.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import logging
 import os
@@ -55,9 +54,7 @@ class _Sender(threading.Thread):
         self.client = redis.Redis.from_url(
             settings.JOBSITE_LIVE_URL, socket_timeout=0.5, socket_connect_timeout=0.5
         )
-        self.sha = hashlib.sha1(
-            _PUBLISH.encode(), usedforsecurity=False
-        ).hexdigest()  # Redis's script id
+        self.sha = self.client.register_script(_PUBLISH).sha
 
     def run(self) -> None:
         while True:
