@@ -46,12 +46,15 @@ class Job(models.Model):
     priority = models.PositiveSmallIntegerField(default=5)
     queue = models.CharField(max_length=32, default="default")
     time_limit = models.PositiveIntegerField(default=600, help_text="Seconds per attempt.")
+    # No index of its own: the owner-led indexes below serve every lookup by owner, and
+    # each index costs a write on every status change.
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="jobs",
+        db_index=False,
     )
     # NULL, not "": jobs without a key must not collide in the unique constraint.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
@@ -150,7 +153,8 @@ class JobEvent(models.Model):
         CANCEL_REQUESTED = "cancel_requested"
         NOTE = "note"
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    # Indexed by jobevent_job_id (job, id), which also serves lookups by job alone.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events", db_index=False)
     at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TRANSITION)
     from_status = models.CharField(max_length=16, blank=True, default="")
