@@ -1,6 +1,8 @@
 """Tracking overhead: Jobsite jobs against raw Celery and against Celery +
 django-celery-results, on the same broker and the same worker processes, in interleaved
-rounds (A B C A B C ...) because this machine is noisy.
+rounds (A B C A B C ...) because this machine is noisy. A fourth variant runs Jobsite on a
+second worker that differs in one setting: no Celery task events for jobs (what Flower's task
+list costs).
 
     python -m bench.throughput                    # 20,000 per run, 3 rounds, PG + Redis
     python -m bench.throughput --jobs 2000 --rounds 1 --embedded
@@ -28,7 +30,11 @@ VARIANTS = {
     "raw": "raw Celery (no Job row, no result)",
     "jobsite": "Jobsite (Job row, events, claim, heartbeat)",
     "dcr": "Celery + django-celery-results (track_started, result_extended)",
+    "quiet": "Jobsite, JOBSITE_JOB_TASK_EVENTS=0 (no Flower task events)",
 }
+# The worker each variant runs on: the same command, the second with one setting changed.
+NODES = {"quiet": "bench@throughput-quiet"}
+NODE = "bench@throughput"
 
 
 def count_queries(owner: Any) -> tuple[int, int]:
@@ -66,28 +72,29 @@ def truncate() -> None:
                 cursor.execute(f"DELETE FROM {table}")
 
 
-def run_once(variant: str, n: int, owner: Any, node: str, counter: Any) -> dict[str, float]:
+def run_once(variant: str, n: int, owner: Any, counter: Any) -> dict[str, float]:
     from jobs import services
     from jobs.models import Job, JobStatus
     from jobsite.celery import app
 
     truncate()
     counter.set("bench:done", 0)
-    app.control.cancel_consumer("default", destination=[node], reply=True)
+    node = NODES.get(variant, NODE)
+    app.control.cancel_consumer("default", destination=[NODE, *NODES.values()], reply=True)
     started = time.monotonic()
     for _ in range(n):
-        if variant == "jobsite":
+        if variant in ("jobsite", "quiet"):
             services.job_create(owner=owner, job_type="echo", params={}, actor="bench")
         else:
             app.send_task("bench.noop" if variant == "raw" else "bench.tracked", queue="default")
     enqueued = time.monotonic() - started
 
     def done() -> int:
-        if variant == "jobsite":
+        if variant in ("jobsite", "quiet"):
             return Job.objects.filter(status=JobStatus.COMPLETED).count()
         return int(counter.get("bench:done") or 0)
 
-    cpu_before = cpu_by_program()
+    cpu_before = cpu_by_program(node)
     started = time.monotonic()
     app.control.add_consumer("default", destination=[node], reply=True)
     finished = 0
@@ -98,7 +105,7 @@ def run_once(variant: str, n: int, owner: Any, node: str, counter: Any) -> dict[
         time.sleep(min(2.0, max(0.05, (n - finished) / rate / 2)) if rate else 0.1)
         finished = done()
     drained = time.monotonic() - started
-    cpu_after = cpu_by_program()
+    cpu_after = cpu_by_program(node)
     cpu_ms = {
         name: 1000 * (cpu_after.get(name, 0) - cpu_before.get(name, 0)) / n
         for name in ("celery", "postgres", "redis")
@@ -110,8 +117,8 @@ def run_once(variant: str, n: int, owner: Any, node: str, counter: Any) -> dict[
     }
 
 
-def cpu_by_program() -> dict[str, float]:
-    """CPU seconds used so far by the worker, PostgreSQL and Redis processes."""
+def cpu_by_program(node: str) -> dict[str, float]:
+    """CPU seconds used so far by the worker ``node``, PostgreSQL and Redis processes."""
     totals: dict[str, float] = {}
     for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
         try:
@@ -122,7 +129,7 @@ def cpu_by_program() -> dict[str, float]:
             continue
         if times is None:
             continue
-        if "celery" in cmd and "worker" in cmd and "bench@throughput" in cmd:
+        if "celery" in cmd and "worker" in cmd and f" {node} " in f"{cmd} ":
             key = "celery"
         elif name.startswith("postgres"):
             key = "postgres"
@@ -161,43 +168,21 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> dict[str, A
     from jobsite.celery import app
 
     owner = get_user_model().objects.create_user("bench")
-    node = "bench@throughput"
-    setup.spawn(
-        "worker",
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "jobsite",
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            str(args.concurrency),
-            "-Q",
-            "default",
-            "-I",
-            "bench.tasks",
-            "-n",
-            node,
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "WARNING",
-        ],
-    )
+    chosen = args.only or list(VARIANTS)
+    nodes = {NODES.get(name, NODE) for name in chosen}
+    for node in nodes:
+        env = {"JOBSITE_JOB_TASK_EVENTS": "0"} if node == NODES["quiet"] else {}
+        setup.spawn(node.split("@")[1], worker_command(node, args.concurrency), **env)
     deadline = time.monotonic() + 60
-    while not app.control.ping(destination=[node], timeout=0.5):
+    while len(app.control.ping(destination=list(nodes), timeout=0.5)) < len(nodes):
         if time.monotonic() > deadline:
-            raise RuntimeError("the benchmark worker did not start")
+            raise RuntimeError("the benchmark workers did not start")
     created, ran = count_queries(owner)
     counter = redis.Redis.from_url(counter_url)
-    chosen = args.only or list(VARIANTS)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in chosen}
     for round_no in range(1, args.rounds + 1):
         for name in chosen:
-            outcome = run_once(name, args.jobs, owner, node, counter)
+            outcome = run_once(name, args.jobs, owner, counter)
             results[name].append(outcome)
             print(
                 f"round {round_no} {name:>8}: {outcome['jobs/s']:8.0f} jobs/s "
@@ -205,6 +190,31 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> dict[str, A
                 flush=True,
             )
     return {"results": results, "queries": (created, ran)}
+
+
+def worker_command(node: str, concurrency: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "jobsite",
+        "worker",
+        "-P",
+        "prefork",
+        "-c",
+        str(concurrency),
+        "-Q",
+        "default",
+        "-I",
+        "bench.tasks",
+        "-n",
+        node,
+        "--without-mingle",
+        "--without-gossip",
+        "-l",
+        "WARNING",
+    ]
 
 
 def summarize(outcome: dict[str, Any], setup: Setup, args: argparse.Namespace) -> None:

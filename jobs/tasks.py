@@ -5,14 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from jobs import maintenance, runner
 from jobs.errors import JobError
 
 
 # JobError is a job failing as designed (bad input, cancelled): recorded on the row,
-# not logged by Celery as an unexpected error with a traceback.
-@shared_task(name="jobs.run", bind=True, ignore_result=True, throws=(JobError,))
+# not logged by Celery as an unexpected error with a traceback. send_events: Celery's task
+# events (Flower's task list and counts) cost the worker's main loop three Redis round trips
+# per job; JOBSITE_JOB_TASK_EVENTS=0 leaves them to the job's own event log and live updates.
+@shared_task(
+    name="jobs.run",
+    bind=True,
+    ignore_result=True,
+    throws=(JobError,),
+    send_events=settings.JOBSITE_JOB_TASK_EVENTS,
+)
 def run_job(self: Any, job_id: str) -> Any:
     return runner.run_attempt(self.request, job_id)
 

@@ -253,6 +253,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # How long the pool waits for a killed process's result before declaring it lost.
 CELERY_WORKER_LOST_WAIT = env_float("JOBSITE_WORKER_LOST_WAIT", 10.0)
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("JOBSITE_TASK_EVENTS", True)
+# The same for the job task alone (jobs.run): off, Flower neither lists jobs nor counts them,
+# and each job costs the worker three Redis round trips less (docs/benchmarks.md).
+JOBSITE_JOB_TASK_EVENTS = env_bool("JOBSITE_JOB_TASK_EVENTS", True)
 # No "task-sent" event: it would be a second publish on every job create (Flower learns of
 # each task from the worker's "received" event).
 CELERY_TASK_SEND_SENT_EVENT = False
