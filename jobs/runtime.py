@@ -67,7 +67,7 @@ class Progress:
                 connection.close()
                 self._pending = True
         elif _heartbeat is not None:
-            _heartbeat.poke()  # the thread writes the buffered value when it is due
+            _heartbeat.poke(self.next_due())  # the thread writes the buffered value when due
         self.check()
 
     def check(self) -> None:
@@ -120,14 +120,19 @@ class _Heartbeat(threading.Thread):
         self.active: set[Progress] = set()
         self.lock = threading.Lock()
         self.wake = threading.Event()
+        self.wakes_at = math.inf  # when the thread wakes on its own (monotonic)
+        self.busy_until = 0.0  # a job started lately: tick at the progress interval until then
 
-    def poke(self) -> None:
-        """Something changed (a job started, a value was buffered): recompute the sleep."""
-        if not self.wake.is_set():
+    def poke(self, due: float) -> None:
+        """A value was buffered, due for writing at ``due``: wake the thread only if it would
+        otherwise write it more than one progress interval late. A worker running short jobs
+        back to back then wakes its thread on a tick, not once per job."""
+        if due + settings.JOBSITE_PROGRESS_MIN_INTERVAL < self.wakes_at and not self.wake.is_set():
             self.wake.set()
 
     def run(self) -> None:
         while True:
+            self.wakes_at = math.inf  # awake: a poke now makes it look again before sleeping
             with self.lock:
                 running = list(self.active)
             now = time.monotonic()
@@ -138,11 +143,15 @@ class _Heartbeat(threading.Thread):
                     except Exception as exc:  # the database blipped: try again later
                         log.warning("Heartbeat for job %s failed: %s", reporter.job_id, exc)
                         connection.close()
-            # Idle, it still wakes once per heartbeat interval: a job that starts meanwhile
-            # is picked up by then, without a wake-up per job (most jobs end sooner).
-            idle = now + settings.JOBSITE_HEARTBEAT_INTERVAL
-            nearest = min((r.next_due() for r in running), default=idle)
-            self.wake.wait(max(0.005, nearest - time.monotonic()))
+            # Between jobs of a busy worker it ticks at the progress interval, so a value a
+            # short job buffers needs no wake-up of its own; idle, it wakes once per heartbeat
+            # interval (a job that starts meanwhile is picked up by then).
+            if now < self.busy_until:
+                later = now + settings.JOBSITE_PROGRESS_MIN_INTERVAL
+            else:
+                later = now + settings.JOBSITE_HEARTBEAT_INTERVAL
+            self.wakes_at = max(now + 0.005, min([later, *(r.next_due() for r in running)]))
+            self.wake.wait(self.wakes_at - time.monotonic())
             self.wake.clear()
 
 
@@ -170,6 +179,7 @@ def activate(reporter: Progress) -> Iterator[Progress]:
     beat = _heartbeat_thread()
     with beat.lock:
         beat.active.add(reporter)
+    beat.busy_until = time.monotonic() + settings.JOBSITE_HEARTBEAT_INTERVAL
     token = _current.set(reporter)
     try:
         yield reporter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -22,6 +23,7 @@ from jobs.errors import (
     UnknownJobType,
 )
 from jobs.models import Job, JobEvent, JobStatus
+from tests.helpers import wait_for
 
 S = JobStatus
 pytestmark = pytest.mark.django_db
@@ -254,6 +256,28 @@ def test_progress_calls_are_coalesced(user, settings):
     reporter.flush()
     job.refresh_from_db()
     assert job.progress == pytest.approx(99.995) and job.current_step == "chunk 19999"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("idle", [False, True], ids=["busy thread", "idle thread"])
+def test_a_buffered_progress_value_is_written_by_the_heartbeat_thread(user, idle, settings):
+    """A value reported right after the start is buffered; the worker's thread writes it
+    within two progress intervals, whether it was ticking (a busy worker) or asleep for a
+    heartbeat interval (then the progress call wakes it)."""
+    settings.JOBSITE_HEARTBEAT_INTERVAL = 3.0
+    job = running(user)
+    beat = runtime._heartbeat_thread()
+    if idle:
+        beat.busy_until = 0.0
+        time.sleep(0.2)  # its next sleep is a heartbeat interval long
+        assert beat.wakes_at - time.monotonic() > 1.0
+    reporter = runtime.Progress(job_id=job.pk, attempt=1, task_id="t1")
+    with runtime.activate(reporter):
+        reporter(42, "buffered")
+        assert Job.objects.get(pk=job.pk).progress == 0  # not written by the call itself
+        started = time.monotonic()
+        wait_for(lambda: Job.objects.get(pk=job.pk).progress == 42, 2, "the thread's write")
+        assert time.monotonic() - started < 0.5
 
 
 def test_progress_after_the_attempt_was_taken_away_raises_attempt_lost(user):
