@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 
 from bench import load, report
@@ -97,29 +96,7 @@ def run(setup: Setup, args: argparse.Namespace) -> None:
     owner = get_user_model().objects.create_user("bench-growth")
     _, key = api_key_create(user=owner)
     node = "bench@growth"
-    setup.spawn(
-        "worker",
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "jobsite",
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            "8",
-            "-Q",
-            "default",
-            "-n",
-            node,
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "WARNING",
-        ],
-    )
+    setup.worker("growth", 8, node=node)
     while not app.control.ping(destination=[node], timeout=0.5):
         time.sleep(0.2)
     port = free_port()

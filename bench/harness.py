@@ -187,7 +187,18 @@ class Setup:
         wait_port(port)
         return proc
 
-    def worker(self, name: str, concurrency: int = 2, queues: str = "default") -> subprocess.Popen:
+    def worker(
+        self,
+        name: str,
+        concurrency: int = 2,
+        queues: str = "default",
+        *,
+        node: str | None = None,
+        imports: str | None = None,
+        **env: str,
+    ) -> subprocess.Popen:
+        """A prefork worker, named ``node`` (``<name>@<host>`` by default); ``imports``
+        loads extra task modules (the baselines in ``bench.tasks``)."""
         return self.spawn(
             name,
             [
@@ -203,13 +214,15 @@ class Setup:
                 str(concurrency),
                 "-Q",
                 queues,
+                *(["-I", imports] if imports else []),
                 "-n",
-                f"{name}@%h",
+                node or f"{name}@%h",
                 "--without-mingle",
                 "--without-gossip",
                 "-l",
                 "WARNING",
             ],
+            **env,
         )
 
     def stop(self) -> None:

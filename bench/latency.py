@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 import uuid
 from typing import Any
@@ -88,31 +87,7 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> None:
 
     _, key = api_key_create(user=get_user_model().objects.create_user("bench-latency"))
     node = "bench@latency"
-    setup.spawn(
-        "worker",
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "jobsite",
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            "2",
-            "-Q",
-            "default",
-            "-I",
-            "bench.tasks",
-            "-n",
-            node,
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "WARNING",
-        ],
-    )
+    setup.worker("latency", 2, node=node, imports="bench.tasks")
     while not app.control.ping(destination=[node], timeout=0.5):
         time.sleep(0.2)
     rest, streams = free_port(), free_port()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import uuid
 from typing import Any
@@ -35,6 +34,7 @@ VARIANTS = {
 # The worker each variant runs on: the same command, the second with one setting changed.
 NODES = {"quiet": "bench@throughput-quiet"}
 NODE = "bench@throughput"
+JOB_VARIANTS = ("jobsite", "quiet")  # the variants that create Jobsite jobs
 
 
 def count_queries(owner: Any) -> tuple[int, int]:
@@ -83,14 +83,14 @@ def run_once(variant: str, n: int, owner: Any, counter: Any) -> dict[str, float]
     app.control.cancel_consumer("default", destination=[NODE, *NODES.values()], reply=True)
     started = time.monotonic()
     for _ in range(n):
-        if variant in ("jobsite", "quiet"):
+        if variant in JOB_VARIANTS:
             services.job_create(owner=owner, job_type="echo", params={}, actor="bench")
         else:
             app.send_task("bench.noop" if variant == "raw" else "bench.tracked", queue="default")
     enqueued = time.monotonic() - started
 
     def done() -> int:
-        if variant in ("jobsite", "quiet"):
+        if variant in JOB_VARIANTS:
             return Job.objects.filter(status=JobStatus.COMPLETED).count()
         return int(counter.get("bench:done") or 0)
 
@@ -172,7 +172,7 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> dict[str, A
     nodes = {NODES.get(name, NODE) for name in chosen}
     for node in nodes:
         env = {"JOBSITE_JOB_TASK_EVENTS": "0"} if node == NODES["quiet"] else {}
-        setup.spawn(node.split("@")[1], worker_command(node, args.concurrency), **env)
+        setup.worker(node.split("@")[1], args.concurrency, node=node, imports="bench.tasks", **env)
     deadline = time.monotonic() + 60
     while len(app.control.ping(destination=list(nodes), timeout=0.5)) < len(nodes):
         if time.monotonic() > deadline:
@@ -190,31 +190,6 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> dict[str, A
                 flush=True,
             )
     return {"results": results, "queries": (created, ran)}
-
-
-def worker_command(node: str, concurrency: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "jobsite",
-        "worker",
-        "-P",
-        "prefork",
-        "-c",
-        str(concurrency),
-        "-Q",
-        "default",
-        "-I",
-        "bench.tasks",
-        "-n",
-        node,
-        "--without-mingle",
-        "--without-gossip",
-        "-l",
-        "WARNING",
-    ]
 
 
 def summarize(outcome: dict[str, Any], setup: Setup, args: argparse.Namespace) -> None:

@@ -125,9 +125,9 @@ class _Heartbeat(threading.Thread):
 
     def poke(self, due: float) -> None:
         """A value was buffered, due for writing at ``due``: wake the thread only if it would
-        otherwise write it more than one progress interval late. A worker running short jobs
-        back to back then wakes its thread on a tick, not once per job."""
-        if due + settings.JOBSITE_PROGRESS_MIN_INTERVAL < self.wakes_at and not self.wake.is_set():
+        otherwise write it late. A worker running short jobs back to back ticks at the
+        progress interval, so a value due by its next tick needs no wake-up."""
+        if due < self.wakes_at and not self.wake.is_set():
             self.wake.set()
 
     def run(self) -> None:

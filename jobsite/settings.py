@@ -280,7 +280,7 @@ JOBSITE_RETRY_BACKOFF_MAX = env_float("JOBSITE_RETRY_BACKOFF_MAX", 600.0)
 # the database for the sweeper (long countdowns outlive Redis's visibility timeout).
 JOBSITE_RETRY_COUNTDOWN_MAX = env_float("JOBSITE_RETRY_COUNTDOWN_MAX", 60.0)
 # Progress calls closer together than this are coalesced into one write (and one live
-# event): a reported value reaches watchers within two such intervals.
+# event): also the longest a reported value waits before watchers see it.
 JOBSITE_PROGRESS_MIN_INTERVAL = env_float("JOBSITE_PROGRESS_MIN_INTERVAL", 0.05)
 # The sweeper (scheduled jobs, due retries, dispatcher, reaper, cancel enforcement).
 JOBSITE_SWEEP_INTERVAL = env_float("JOBSITE_SWEEP_INTERVAL", 2.0)
