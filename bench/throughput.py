@@ -31,9 +31,9 @@ VARIANTS = {
     "dcr": "Celery + django-celery-results (track_started, result_extended)",
     "quiet": "Jobsite, JOBSITE_JOB_TASK_EVENTS=0 (no Flower task events)",
 }
-# The worker each variant runs on: the same command, the second with one setting changed.
-NODES = {"quiet": "bench@throughput-quiet"}
-NODE = "bench@throughput"
+# The workers each variant runs on: the same command, the second with one setting changed.
+GROUPS = {"quiet": "throughput-quiet"}
+GROUP = "throughput"
 JOB_VARIANTS = ("jobsite", "quiet")  # the variants that create Jobsite jobs
 
 
@@ -72,15 +72,21 @@ def truncate() -> None:
                 cursor.execute(f"DELETE FROM {table}")
 
 
-def run_once(variant: str, n: int, owner: Any, counter: Any) -> dict[str, float]:
+def nodes(group: str, workers: int) -> list[str]:
+    """The node names of a group of ``workers`` worker instances."""
+    return [f"bench@{group}-{i}" for i in range(1, workers + 1)]
+
+
+def run_once(variant: str, n: int, owner: Any, counter: Any, workers: int) -> dict[str, float]:
     from jobs import services
     from jobs.models import Job, JobStatus
     from jobsite.celery import app
 
     truncate()
     counter.set("bench:done", 0)
-    node = NODES.get(variant, NODE)
-    app.control.cancel_consumer("default", destination=[NODE, *NODES.values()], reply=True)
+    everyone = [node for group in {GROUP, *GROUPS.values()} for node in nodes(group, workers)]
+    mine = nodes(GROUPS.get(variant, GROUP), workers)
+    app.control.cancel_consumer("default", destination=everyone, reply=True)
     started = time.monotonic()
     for _ in range(n):
         if variant in JOB_VARIANTS:
@@ -94,9 +100,9 @@ def run_once(variant: str, n: int, owner: Any, counter: Any) -> dict[str, float]
             return Job.objects.filter(status=JobStatus.COMPLETED).count()
         return int(counter.get("bench:done") or 0)
 
-    cpu_before = cpu_by_program(node)
+    cpu_before = cpu_by_program(mine)
     started = time.monotonic()
-    app.control.add_consumer("default", destination=[node], reply=True)
+    app.control.add_consumer("default", destination=mine, reply=True)
     finished = 0
     while finished < n:
         # The count is a query for Jobsite (a scan of up to n rows): poll rarely while far
@@ -105,10 +111,10 @@ def run_once(variant: str, n: int, owner: Any, counter: Any) -> dict[str, float]
         time.sleep(min(2.0, max(0.05, (n - finished) / rate / 2)) if rate else 0.1)
         finished = done()
     drained = time.monotonic() - started
-    cpu_after = cpu_by_program(node)
+    cpu_after = cpu_by_program(mine)
     cpu_ms = {
         name: 1000 * (cpu_after.get(name, 0) - cpu_before.get(name, 0)) / n
-        for name in ("celery", "postgres", "redis")
+        for name in ("celery", "main", "postgres", "redis")
     }
     return {
         "jobs/s": n / drained,
@@ -117,10 +123,12 @@ def run_once(variant: str, n: int, owner: Any, counter: Any) -> dict[str, float]
     }
 
 
-def cpu_by_program(node: str) -> dict[str, float]:
-    """CPU seconds used so far by the worker ``node``, PostgreSQL and Redis processes."""
+def cpu_by_program(workers: list[str]) -> dict[str, float]:
+    """CPU seconds used so far by the ``workers`` (node names), PostgreSQL and Redis."""
     totals: dict[str, float] = {}
-    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+    worker_pids: set[int] = set()
+    seen = []
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times", "ppid"]):
         try:
             cmd = " ".join(proc.info["cmdline"] or [])
             name = proc.info["name"] or ""
@@ -129,7 +137,9 @@ def cpu_by_program(node: str) -> dict[str, float]:
             continue
         if times is None:
             continue
-        if "celery" in cmd and "worker" in cmd and f" {node} " in f"{cmd} ":
+        if "celery" in cmd and "worker" in cmd and any(f" {n} " in f"{cmd} " for n in workers):
+            worker_pids.add(proc.pid)
+            seen.append((proc.info["ppid"], times.user + times.system))
             key = "celery"
         elif name.startswith("postgres"):
             key = "postgres"
@@ -138,6 +148,8 @@ def cpu_by_program(node: str) -> dict[str, float]:
         else:
             continue
         totals[key] = totals.get(key, 0.0) + times.user + times.system
+    # The workers' main processes (their parent is not one of them) apart from their pools.
+    totals["main"] = sum(cpu for ppid, cpu in seen if ppid not in worker_pids)
     return totals
 
 
@@ -148,6 +160,7 @@ def main() -> None:
     # More pool processes than cores, as I/O-bound work wants: a Jobsite job waits on two
     # commits, and eight processes overlap those waits (raw Celery is no slower for it).
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="worker instances per variant")
     parser.add_argument("--embedded", action="store_true")
     parser.add_argument("--only", choices=list(VARIANTS), action="append", help="(repeatable)")
     args = parser.parse_args()
@@ -169,12 +182,16 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> dict[str, A
 
     owner = get_user_model().objects.create_user("bench")
     chosen = args.only or list(VARIANTS)
-    nodes = {NODES.get(name, NODE) for name in chosen}
-    for node in nodes:
-        env = {"JOBSITE_JOB_TASK_EVENTS": "0"} if node == NODES["quiet"] else {}
+    started = [
+        node
+        for group in {GROUPS.get(name, GROUP) for name in chosen}
+        for node in nodes(group, args.workers)
+    ]
+    for node in started:
+        env = {"JOBSITE_JOB_TASK_EVENTS": "0"} if GROUPS["quiet"] in node else {}
         setup.worker(node.split("@")[1], args.concurrency, node=node, imports="bench.tasks", **env)
     deadline = time.monotonic() + 60
-    while len(app.control.ping(destination=list(nodes), timeout=0.5)) < len(nodes):
+    while len(app.control.ping(destination=started, timeout=0.5)) < len(started):
         if time.monotonic() > deadline:
             raise RuntimeError("the benchmark workers did not start")
     created, ran = count_queries(owner)
@@ -182,7 +199,7 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> dict[str, A
     results: dict[str, list[dict[str, float]]] = {name: [] for name in chosen}
     for round_no in range(1, args.rounds + 1):
         for name in chosen:
-            outcome = run_once(name, args.jobs, owner, counter)
+            outcome = run_once(name, args.jobs, owner, counter, args.workers)
             results[name].append(outcome)
             print(
                 f"round {round_no} {name:>8}: {outcome['jobs/s']:8.0f} jobs/s "
@@ -192,25 +209,35 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> dict[str, A
     return {"results": results, "queries": (created, ran)}
 
 
+def worker_label(args: argparse.Namespace) -> str:
+    if args.workers == 1:
+        return f"one prefork worker (`-c {args.concurrency}`)"
+    return f"{args.workers} prefork workers per variant (`-c {args.concurrency}` each)"
+
+
+def cpu_summary(runs: list[dict[str, float]]) -> str:
+    def ms(part: str) -> str:
+        return f"{statistics.median(r[f'{part} ms'] for r in runs):.2f}"
+
+    return f"{ms('celery')} ({ms('main')}) / {ms('postgres')} / {ms('redis')}"
+
+
 def summarize(outcome: dict[str, Any], setup: Setup, args: argparse.Namespace) -> None:
     results, (created, ran) = outcome["results"], outcome["queries"]
     raw = statistics.median(r["jobs/s"] for r in results.get("raw") or results[next(iter(results))])
     print(
-        f"\nmachine: {machine()}\nsetup:   {setup.label}, prefork -c {args.concurrency}, "
+        f"\nmachine: {machine()}\nsetup:   {setup.label}, {worker_label(args)}, "
         f"{args.jobs:,} per run, {args.rounds} interleaved rounds (medians)\n"
     )
     print(
         f"{'':<66} {'jobs/s':>8} {'vs raw':>7} {'enqueue/s':>10}   CPU ms per job: "
-        "worker / PostgreSQL / Redis"
+        "worker (its main process) / PostgreSQL / Redis"
     )
     for name, runs in results.items():
         label = VARIANTS[name]
         speed = statistics.median(r["jobs/s"] for r in runs)
         enqueue = statistics.median(r["enqueue/s"] for r in runs)
-        cpu = " / ".join(
-            f"{statistics.median(r[f'{part} ms'] for r in runs):.2f}"
-            for part in ("celery", "postgres", "redis")
-        )
+        cpu = cpu_summary(runs)
         print(f"{label:<66} {speed:>8.0f} {speed / raw:>7.0%} {enqueue:>10.0f}   {cpu}")
     print(f"\nqueries per Jobsite job: {created} to create, {ran} to run ({created + ran} in all)")
     rows = []
@@ -222,16 +249,13 @@ def summarize(outcome: dict[str, Any], setup: Setup, args: argparse.Namespace) -
                 "jobs/s (median)": f"{speed:.0f}",
                 "vs raw": f"{speed / raw:.0%}",
                 "runs": ", ".join(f"{r['jobs/s']:.0f}" for r in runs),
-                "worker / PostgreSQL / Redis CPU ms per job": " / ".join(
-                    f"{statistics.median(r[f'{part} ms'] for r in runs):.2f}"
-                    for part in ("celery", "postgres", "redis")
-                ),
+                "CPU ms per job: worker (its main process) / PostgreSQL / Redis": cpu_summary(runs),
             }
         )
     report.append(
         "1. Tracking overhead (target: Jobsite >= 80% of raw Celery)",
         "python -m bench.throughput",
-        f"{setup.label}; one prefork worker (`-c {args.concurrency}`); {args.jobs:,} per run, "
+        f"{setup.label}; {worker_label(args)}; {args.jobs:,} per run, "
         f"{args.rounds} interleaved rounds; each run enqueues with the consumer paused, then "
         "times the drain.\n\n"
         + report.table(rows)
