@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobs import publish, runtime, services
+from jobs import publish, runtime, services, writes
 from jobs.errors import (
     AttemptLost,
     Conflict,
@@ -304,6 +304,41 @@ def test_an_attempt_asked_to_cancel_keeps_its_heartbeat_until_it_stops(user):
     Job.objects.filter(pk=job.pk).update(heartbeat_at=old)
     reporter.flush()  # the heartbeat thread's call while the job winds down
     assert Job.objects.get(pk=job.pk).heartbeat_at > old
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_claim_and_completion_look_the_row_up_by_primary_key_after_a_burst(user):
+    """Statistics from before a burst (all jobs finished) say the partial index of pending
+    jobs is empty; a claim planned onto it would walk the whole backlog to find its row."""
+    for _ in range(300):
+        create(user)
+    Job.objects.update(status=S.COMPLETED)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_job")
+    job = [create(user) for _ in range(300)][150]
+    values = {
+        "id": job.pk,
+        "now": timezone.now(),
+        "task_id": "a",
+        "kind": JobEvent.Kind.TRANSITION,
+        "actor": "w",
+        "reason": "r",
+    }
+    statements = [
+        (
+            writes._CLAIM.format(columns="id, attempts"),
+            {**values, "due": None, "worker": "w", "from": S.PENDING, "to": S.RUNNING},
+        ),
+        (
+            writes._COMPLETE,
+            {**values, "result": "null", "attempt": 1, "from": S.RUNNING, "to": S.COMPLETED},
+        ),
+    ]
+    for statement, params in statements:
+        with connection.cursor() as cursor:  # client-side binding: the custom plan
+            cursor.execute(f"EXPLAIN {statement}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "Index Scan using jobs_job_pkey on jobs_job" in plan, plan
 
 
 def test_claim_returns_the_row_and_logs_the_attempt_number_it_wrote(user):
