@@ -2,10 +2,12 @@
 django-celery-results, on the same broker and the same worker processes, in interleaved
 rounds (A B C A B C ...) because this machine is noisy. A fourth variant runs Jobsite on a
 second worker that differs in one setting: no Celery task events for jobs (what Flower's task
-list costs).
+list costs). A fifth is the floor for any tracker with a row per job: an INSERT at enqueue
+and two UPDATEs per task, on Jobsite's own table.
 
     python -m bench.throughput                    # 20,000 per run, 3 rounds, PG + Redis
     python -m bench.throughput --jobs 2000 --rounds 1 --embedded
+    python -m bench.throughput --workers 2 --concurrency 4 --only raw --only jobsite
 
 Each run enqueues everything with the worker's consumer paused, then resumes it and times
 the drain: jobs per second of the workers, not of the producer (enqueue rates are printed
