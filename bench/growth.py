@@ -58,8 +58,7 @@ def drain(n: int, node: str) -> float:
     app.control.cancel_consumer("default", destination=[node], reply=True)
     # The previous size's API load left its POSTed jobs' messages in the queue (their rows
     # are gone with the refill): without this the drain would also work through those.
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("default")
+    app.control.purge()
     for _ in range(n):
         services.job_create(owner=owner, job_type="echo", params={}, actor="bench")
     started = time.monotonic()

@@ -192,14 +192,14 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> dict[str, A
 
     owner = get_user_model().objects.create_user("bench")
     chosen = args.only or list(VARIANTS)
-    started = [
-        node
-        for group in {GROUPS.get(name, GROUP) for name in chosen}
-        for node in nodes(group, args.workers)
-    ]
-    for node in started:
-        env = {"JOBSITE_JOB_TASK_EVENTS": "0"} if GROUPS["quiet"] in node else {}
-        setup.worker(node.split("@")[1], args.concurrency, node=node, imports="bench.tasks", **env)
+    started = []
+    for group in {GROUPS.get(name, GROUP) for name in chosen}:
+        env = {"JOBSITE_JOB_TASK_EVENTS": "0"} if group == GROUPS["quiet"] else {}
+        for node in nodes(group, args.workers):
+            setup.worker(
+                node.split("@")[1], args.concurrency, node=node, imports="bench.tasks", **env
+            )
+            started.append(node)
     deadline = time.monotonic() + 60
     while len(app.control.ping(destination=started, timeout=0.5)) < len(started):
         if time.monotonic() > deadline:
