@@ -4,6 +4,7 @@ running against the same broker and test database as the test itself."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -68,14 +69,20 @@ def platform(processes: Processes) -> Processes:
 
     Tests that need a worker they may kill start their own on the ``media`` queue.
     """
-    processes.worker(queues=[Queue.DEFAULT, Queue.MAINTENANCE], concurrency=2, name="main")
-    processes.beat()
+    processes.platform = [
+        processes.worker(queues=[Queue.DEFAULT, Queue.MAINTENANCE], concurrency=2, name="main"),
+        processes.beat(),
+    ]
     return processes
 
 
 @pytest.fixture
 def live(platform: Processes, transactional_db) -> Processes:
-    """Real workers and beat; rows committed so they can see them."""
+    """Real workers and beat; rows committed so they can see them. One that exited during
+    an earlier test (a broker outage can end a worker: see ``Processes.revive``) is
+    started again first, with a warning that shows its last log lines."""
+    for report in platform.revive(platform.platform):
+        warnings.warn(f"restarted a platform process that had exited: {report}", stacklevel=1)
     return platform
 
 

@@ -44,16 +44,33 @@ class CeleryProcess:
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
+        self.args, self.env = args, env
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.restarts = 0
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self.log_start = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "jobsite", *args],
+            [sys.executable, "-m", "celery", "-A", "jobsite", *self.args],
             cwd=ROOT,
-            env=env,
+            env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def restart(self) -> None:
+        """Start the same command again (its output goes on in the same log)."""
+        self.restarts += 1
+        self._spawn()
+
+    def logged_since_start(self, text: bytes) -> bool:
+        """Whether ``text`` is in what the current process has logged."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self.log_start)
+            return text in log.read()
 
     @property
     def pid(self) -> int:
@@ -129,6 +146,7 @@ class Processes:
         self.log_dir = log_dir
         self.started: list[CeleryProcess] = []
         self.count = 0
+        self.platform: list[CeleryProcess] = []  # the always-on ones, revived if they exit
 
     def worker(
         self, *, queues: list[str], concurrency: int = 2, name: str | None = None, **env: str
@@ -156,8 +174,31 @@ class Processes:
             self.log_dir,
         )
         self.started.append(proc)
-        wait_for(lambda: b" ready." in proc.log_path.read_bytes(), 30, f"worker {node} ready", proc)
+        self._wait_ready(proc)
         return proc
+
+    @staticmethod
+    def _wait_ready(proc: CeleryProcess) -> None:
+        wait_for(lambda: proc.logged_since_start(b" ready."), 30, f"worker {proc.name} ready", proc)
+
+    def revive(self, procs: list[CeleryProcess]) -> list[str]:
+        """Restart those of ``procs`` that have exited; what each had logged last.
+
+        A worker can exit on its own after the broker goes away: kombu's Redis transport
+        sometimes raises AttributeError while restoring unacknowledged messages on a
+        connection it has already closed ('Unrecoverable error', celery/kombu#582), and
+        the worker stops. Production restarts it (docker-compose.yml: restart:
+        unless-stopped); the session's platform does the same, and says so.
+        """
+        revived = []
+        for proc in procs:
+            if proc.proc.poll() is None:
+                continue
+            revived.append(f"{proc.name} exited ({proc.proc.returncode}):\n{proc.log()[-3000:]}")
+            proc.restart()
+            if proc.args[0] == "worker":
+                self._wait_ready(proc)
+        return revived
 
     def beat(self) -> CeleryProcess:
         proc = CeleryProcess(
