@@ -263,19 +263,6 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
     the common case; a retrying one must also be due.
     """
     now = timezone.now()
-    # The same values as jobs.writes._CLAIM, which PostgreSQL runs: change both together.
-    fields = {
-        "attempts": F("attempts") + 1,
-        "started_at": Coalesce(F("started_at"), Value(now)),
-        "heartbeat_at": now,
-        "attempt_started_at": now,
-        "celery_task_id": task_id,
-        "worker": worker[:255],
-        "next_retry_at": None,
-        "progress": 0.0,
-        "current_step": "",
-        "dispatched_at": None,
-    }
     due_by = now + timedelta(seconds=0.5)
     if connection.vendor == "postgresql":
         for source, due in ((S.PENDING, None), (S.RETRYING, due_by)):
@@ -296,6 +283,20 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
                 _moved(job_id, source, S.RUNNING, "attempt started", f"system:{worker}", written)
                 return job
         return _not_claimable(job_id, task_id)
+    # The ORM's claim (SQLite). PostgreSQL runs jobs.writes._CLAIM with the same values:
+    # change both together.
+    fields = {
+        "attempts": F("attempts") + 1,
+        "started_at": Coalesce(F("started_at"), Value(now)),
+        "heartbeat_at": now,
+        "attempt_started_at": now,
+        "celery_task_id": task_id,
+        "worker": worker[:255],
+        "next_retry_at": None,
+        "progress": 0.0,
+        "current_step": "",
+        "dispatched_at": None,
+    }
     due = Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=due_by)
     for source, where in ((S.PENDING, None), (S.RETRYING, due)):
         job = _transition(
