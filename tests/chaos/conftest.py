@@ -74,10 +74,12 @@ def submit(user: Any, n: int, *, queue: str = Queue.MEDIA, **params: Any) -> lis
     ]
 
 
-def settle(job_ids: list[str], timeout: float) -> float:
+def settle(job_ids: list[str], timeout: float, supervisor: Supervisor | None = None) -> float:
     """Wait until every job is terminal; the seconds it took (or the timeout)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
+        if supervisor is not None:
+            supervisor.check()
         try:
             open_jobs = Job.objects.filter(pk__in=job_ids).exclude(status__in=TERMINAL_STATUSES)
             if not open_jobs.exists():
@@ -86,6 +88,25 @@ def settle(job_ids: list[str], timeout: float) -> float:
             connection.close()
         time.sleep(0.2)
     return time.monotonic() - started
+
+
+class Supervisor:
+    """What a restart policy does in production (docker-compose.yml: unless-stopped): start
+    again a worker that exited. A broker outage can end a Celery worker (see
+    ``tests.helpers.Processes.revive``); the scenario's promise is that no job is lost
+    when that happens, not that the process survives it. Each restart is reported."""
+
+    def __init__(self, processes: Any, procs: list[Any]) -> None:
+        self.processes, self.procs = processes, procs
+        self.restarts: list[str] = []
+
+    def check(self) -> None:
+        for exited in self.processes.revive(self.procs):
+            self.restarts.append(exited.split(":", 1)[0])
+            print(f"chaos: restarted a worker that exited after the fault: {exited}")
+
+    def notes(self) -> str:
+        return f" ({', '.join(self.restarts)}; restarted)" if self.restarts else ""
 
 
 def report(scenario: str, job_ids: list[str], recovery_s: float, notes: str = "") -> Report:

@@ -18,7 +18,14 @@ from django.db import connection
 from jobs import publish
 from jobs.models import Job
 from jobs.queues import Queue
-from tests.chaos.conftest import assert_invariant, report, restart_postgres, settle, submit
+from tests.chaos.conftest import (
+    Supervisor,
+    assert_invariant,
+    report,
+    restart_postgres,
+    settle,
+    submit,
+)
 from tests.helpers import make_client, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.chaos]
@@ -61,13 +68,14 @@ def test_broker_stops_during_a_burst_of_creates_and_runs(live, user, broker):
     time.sleep(max(0.0, OUTAGE_S - create_s))
     broker.start()
     fault_over = time.monotonic()
+    supervisor = Supervisor(live, [*live.platform, worker])
     job_ids += submit(user, 20, duration_s=0.3, steps=3, payload="after")
-    settle(job_ids, 120)
+    settle(job_ids, 120, supervisor)
     result = report(
         f"broker down {OUTAGE_S:.0f} s mid-burst",
         job_ids,
         time.monotonic() - fault_over,
-        notes=f"(40 created while down in {create_s:.1f} s)",
+        notes=f"(40 created while down in {create_s:.1f} s){supervisor.notes()}",
     )
     assert_invariant(result)
     assert result.by_status["completed"] == 100, result.line()
@@ -89,7 +97,9 @@ def test_postgres_restarts_during_a_burst(live, user):
     worker.stop()
 
 
-def test_broker_down_when_jobs_are_created_the_api_answers_and_they_run_later(web, user, broker):
+def test_broker_down_when_jobs_are_created_the_api_answers_and_they_run_later(
+    web, live, user, broker
+):
     key = make_client(user).api_key
     headers = {"Authorization": f"Bearer {key}"}
     broker.stop()
@@ -107,12 +117,13 @@ def test_broker_down_when_jobs_are_created_the_api_answers_and_they_run_later(we
     assert set(Job.objects.filter(pk__in=job_ids).values_list("status", flat=True)) == {"pending"}
     broker.start()
     fault_over = time.monotonic()
-    settle(job_ids, 60)
+    supervisor = Supervisor(live, list(live.platform))  # the API's jobs run on the main worker
+    settle(job_ids, 60, supervisor)
     result = report(
         "broker down at create (API)",
         job_ids,
         time.monotonic() - fault_over,
-        notes=f"(slowest POST while down: {slowest * 1000:.0f} ms)",
+        notes=f"(slowest POST while down: {slowest * 1000:.0f} ms){supervisor.notes()}",
     )
     assert_invariant(result)
     assert result.by_status["completed"] == 30, result.line()
