@@ -65,5 +65,6 @@ def limit_pool_process_memory(**_: Any) -> None:
 @worker_process_shutdown.connect
 def send_queued_live_updates(**_: Any) -> None:
     """A pool process that is replaced (max tasks or memory per child) exits without
-    running atexit handlers: send the live updates still queued (the last job's end)."""
+    running atexit handlers: wait for Redis to run the live updates it sent (the last
+    job's end) before it goes."""
     notify.flush()

@@ -297,8 +297,6 @@ JOBSITE_DB_RETRY_SECONDS = env_float("JOBSITE_DB_RETRY_SECONDS", 60.0)
 JOBSITE_LIVE_URL = os.environ.get("JOBSITE_LIVE_URL", CELERY_BROKER_URL)
 # Threads per ASGI process for the REST API and the admin (jobsite/asgi.py).
 JOBSITE_ASGI_THREADS = env_int("JOBSITE_ASGI_THREADS", 4)
-# Seconds a process gathers live updates before publishing them as one pipeline.
-JOBSITE_LIVE_LINGER = env_float("JOBSITE_LIVE_LINGER", 0.002)
 # A comment line on idle SSE streams, so proxies and clients keep them open.
 JOBSITE_SSE_KEEPALIVE = env_float("JOBSITE_SSE_KEEPALIVE", 15.0)
 # Concurrent streams and long-polls per API key, per web process; past it, a 429.
