@@ -150,6 +150,10 @@ class _Heartbeat(threading.Thread):
                 later = now + settings.JOBSITE_PROGRESS_MIN_INTERVAL
             else:
                 later = now + settings.JOBSITE_HEARTBEAT_INTERVAL
+                if not running:
+                    # Idle for a heartbeat interval: give back this thread's database
+                    # connection (a second one per pool process). A busy worker keeps it.
+                    connection.close()
             self.wakes_at = max(now + 0.005, min([later, *(r.next_due() for r in running)]))
             self.wake.wait(self.wakes_at - time.monotonic())
             self.wake.clear()

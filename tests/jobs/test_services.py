@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import psutil
 import pytest
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import SoftTimeLimitExceeded
@@ -278,6 +279,32 @@ def test_a_buffered_progress_value_is_written_by_the_heartbeat_thread(user, idle
         started = time.monotonic()
         wait_for(lambda: Job.objects.get(pk=job.pk).progress == 42, 2, "the thread's write")
         assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_thread_gives_its_connection_back_once_idle(user, settings):
+    """Each pool process's heartbeat thread opens a database connection of its own; an idle
+    worker must not keep it (and a test run must not keep the test database open)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("counts connections to the PostgreSQL server")
+    port = int(connection.settings_dict["PORT"] or 5432)
+
+    def open_connections() -> int:
+        return sum(
+            1
+            for c in psutil.Process().net_connections(kind="tcp")
+            if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+        )
+
+    settings.JOBSITE_HEARTBEAT_INTERVAL = 0.3
+    job = running(user)
+    reporter = runtime.Progress(job_id=job.pk, attempt=1, task_id="t1")
+    with runtime.activate(reporter):
+        reporter(42, "buffered")  # written by the thread, on its own connection
+        wait_for(lambda: Job.objects.get(pk=job.pk).progress == 42, 2, "the thread's write")
+        busy = open_connections()
+    wait_for(lambda: open_connections() == busy - 1, 5, "the thread's connection to close")
+    assert Job.objects.get(pk=job.pk).status == S.RUNNING  # the test's own is still open
 
 
 def test_progress_after_the_attempt_was_taken_away_raises_attempt_lost(user):
