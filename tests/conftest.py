@@ -81,8 +81,8 @@ def live(platform: Processes, transactional_db) -> Processes:
     """Real workers and beat; rows committed so they can see them. One that exited during
     an earlier test (a broker outage can end a worker: see ``Processes.revive``) is
     started again first, with a warning that shows its last log lines."""
-    for report in platform.revive(platform.platform):
-        warnings.warn(f"restarted a platform process that had exited: {report}", stacklevel=1)
+    for name, report in platform.revive(platform.platform).items():
+        warnings.warn(f"restarted platform process {name}, which {report}", stacklevel=1)
     return platform
 
 

@@ -181,8 +181,9 @@ class Processes:
     def _wait_ready(proc: CeleryProcess) -> None:
         wait_for(lambda: proc.logged_since_start(b" ready."), 30, f"worker {proc.name} ready", proc)
 
-    def revive(self, procs: list[CeleryProcess]) -> list[str]:
-        """Restart those of ``procs`` that have exited; what each had logged last.
+    def revive(self, procs: list[CeleryProcess]) -> dict[str, str]:
+        """Restart those of ``procs`` that have exited: by name, how each ended and what it
+        had logged last.
 
         A worker can exit on its own after the broker goes away: kombu's Redis transport
         sometimes raises AttributeError while restoring unacknowledged messages on a
@@ -190,11 +191,11 @@ class Processes:
         the worker stops. Production restarts it (docker-compose.yml: restart:
         unless-stopped); the session's platform does the same, and says so.
         """
-        revived = []
+        revived = {}
         for proc in procs:
             if proc.proc.poll() is None:
                 continue
-            revived.append(f"{proc.name} exited ({proc.proc.returncode}):\n{proc.log()[-3000:]}")
+            revived[proc.name] = f"exited ({proc.proc.returncode}):\n{proc.log()[-3000:]}"
             proc.restart()
             if proc.args[0] == "worker":
                 self._wait_ready(proc)

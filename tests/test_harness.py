@@ -16,9 +16,9 @@ def test_a_killed_platform_worker_is_revived_and_runs_jobs(live, user):
 
     reports = live.revive([worker])
 
-    assert len(reports) == 1 and reports[0].startswith(f"{worker.name} exited (-9)")
+    assert list(reports) == [worker.name] and reports[worker.name].startswith("exited (-9)")
     assert worker.pid != first_pid and worker.proc.poll() is None and worker.restarts == 1
     job, _ = job_create(owner=user, job_type="echo", params={}, actor="test", queue=Queue.MEDIA)
     wait_status(job.pk, "completed")
-    assert live.revive([worker]) == []  # alive: left alone
+    assert live.revive([worker]) == {}  # alive: left alone
     worker.stop()

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "jobsite:live:jobs"
 SEQ_KEY = "jobsite:live:seq:"
+# The publisher's connection, as CLIENT LIST names it (one per process).
+CLIENT_NAME = "jobsite-live:{pid}"
 # Results larger than this are not sent to watchers (they GET the job instead).
 RESULT_INLINE_MAX = 16 * 1024
 # A job's sequence number outlives its last update by two days (resume after that: resync).
@@ -57,7 +59,7 @@ class _Publisher:
             settings.JOBSITE_LIVE_URL,
             socket_timeout=0.5,
             socket_connect_timeout=0.5,
-            client_name=f"jobsite-live:{os.getpid()}",  # who it is, in CLIENT LIST
+            client_name=CLIENT_NAME.format(pid=os.getpid()),
         ).make_connection()
         self.lock = threading.Lock()
         self.unread = 0
@@ -91,9 +93,7 @@ class _Publisher:
                 else:  # nothing is owed: what is readable is the close
                     connection.read_response(disable_decoding=True)
         except (redis.RedisError, OSError) as exc:
-            log.debug("Live updates connection lost (%d unconfirmed): %s", self.unread, exc)
-            connection.disconnect()
-            self.unread = 0
+            self._failed(exc, retry_after=0.0)  # closed under us: reconnect at once
 
     def flush(self, timeout: float) -> bool:
         """Wait until Redis has run every update sent so far (or give up)."""
@@ -117,11 +117,11 @@ class _Publisher:
                 log.warning("A live update was not published: %s", exc)
             self.unread -= 1
 
-    def _failed(self, exc: BaseException) -> None:
-        log.debug("Live updates not published (%d unconfirmed): %s", self.unread, exc)
+    def _failed(self, exc: BaseException, retry_after: float = _RETRY_AFTER) -> None:
+        log.debug("Live updates connection lost (%d unconfirmed): %s", self.unread, exc)
         self.connection.disconnect()
         self.unread = 0
-        self.down_until = time.monotonic() + _RETRY_AFTER
+        self.down_until = time.monotonic() + retry_after
 
 
 _publisher: _Publisher | None = None

@@ -101,9 +101,9 @@ class Supervisor:
         self.restarts: list[str] = []
 
     def check(self) -> None:
-        for exited in self.processes.revive(self.procs):
-            self.restarts.append(exited.split(":", 1)[0])
-            print(f"chaos: restarted a worker that exited after the fault: {exited}")
+        for name, report in self.processes.revive(self.procs).items():
+            self.restarts.append(name)
+            print(f"chaos: restarted {name} after the fault; it {report}")
 
     def notes(self) -> str:
         return f" ({', '.join(self.restarts)}; restarted)" if self.restarts else ""

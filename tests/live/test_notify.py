@@ -82,7 +82,7 @@ def test_the_update_after_redis_closed_the_connection_is_published(channel):
     job_id = str(uuid.uuid4())
     notify.notify(job_id, status="pending")
     assert notify.flush()
-    name = f"jobsite-live:{os.getpid()}"
+    name = notify.CLIENT_NAME.format(pid=os.getpid())
     [ours] = [c for c in client.client_list() if c["name"] == name]
     client.client_kill_filter(_id=ours["id"])  # what a Redis restart does to it
     wait_for(lambda: all(c["name"] != name for c in client.client_list()), 5, "the kill")
