@@ -61,6 +61,7 @@ def test_failures_past_max_retries_end_failed_with_the_last_error(live, api):
 
 
 def test_cancel_pending_never_runs(live, api):
+    [worker] = [p for p in live.platform if p.name == "main"]
     blockers = [create(api, {"duration_s": 2}) for _ in range(2)]  # fill both pool slots
     wait_for(lambda: Job.objects.filter(pk__in=blockers, status=S.RUNNING).count() == 2, 10, "busy")
     job_id = create(api, {"payload": "never"})
@@ -68,7 +69,9 @@ def test_cancel_pending_never_runs(live, api):
     assert response.status_code == 200
     for blocker in blockers:
         wait_status(blocker, S.COMPLETED)
-    time.sleep(0.5)  # the cancelled job's message has been delivered and skipped by now
+    # Its message was delivered: the worker tried to claim the job and skipped it.
+    skipped = f"Job {job_id} is not claimable".encode()
+    wait_for(lambda: worker.logged_since_start(skipped), 10, "the message to be skipped", worker)
     job = Job.objects.get(pk=job_id)
     assert job.status == S.CANCELLED and job.attempts == 0 and job.started_at is None
 
