@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -13,6 +14,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from jobs.queues import Queue
+from tests.corpus import corpus_dir, corpus_problem
 from tests.helpers import Processes, database_url, make_client
 
 
@@ -29,6 +31,18 @@ def _clear_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The real-world corpus folder (``tests/corpus.py``). Where it is absent the test is
+    skipped with one line saying how to point at it; under ``CI=true`` it fails."""
+    problem = corpus_problem()
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(problem, pytrace=False)
+        pytest.skip(problem)
+    return corpus_dir()
 
 
 @pytest.fixture

@@ -139,3 +139,46 @@ def pytest_sessionstart(session):
         if os.environ.get("CI", "").lower() == "true":
             raise pytest.UsageError(message + " (required under CI=true)")
         pytest.exit(message + ": skipped (they are required under CI=true)", returncode=0)
+
+
+# What a skipped test needed, by words in its skip reason: (words, what it needs, how to get it).
+SKIP_GROUPS = (
+    (("JOBSITE_CORPUS",), "the corpus", "set JOBSITE_CORPUS to its folder"),
+    (("tesseract",), "tesseract", "apt-get install tesseract-ocr"),
+    (("chromium",), "Chromium", "apt-get install chromium"),
+    (("postgresql", "database server", "sqlite"), "PostgreSQL", "make test runs that suite"),
+)
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """What was not tested on this machine, grouped by what it needed, in a few lines after
+    everything else (``-ra`` lists each test and its reason above)."""
+    yield
+    counts: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = skip_reason(report)
+        folded = reason.lower()
+        need = next(
+            (
+                f"{what} ({how})"
+                for words, what, how in SKIP_GROUPS
+                if any(word.lower() in folded for word in words)
+            ),
+            None,
+        )
+        key = f"need {need}" if need else f"skipped: {reason}"
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return
+    terminalreporter.write_sep("-", "not tested on this machine")
+    for key, count in sorted(counts.items(), key=lambda item: -item[1]):
+        if key.startswith("need ") and count == 1:
+            key = "needs " + key.removeprefix("need ")
+        terminalreporter.write_line(f"{count} {'test' if count == 1 else 'tests'} {key}")

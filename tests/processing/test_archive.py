@@ -1,5 +1,7 @@
 """ZIP safety: bombs fail fast and in bounded memory, entity declarations are refused
-wherever they hide, and declared sizes are never trusted when we read a member."""
+wherever they hide, and declared sizes are never trusted when we read a member. The bombs
+are made by ``tests/documents.py``; the corpus's own (through the ``corpus`` fixture) are
+checked the same way."""
 
 from __future__ import annotations
 
@@ -14,9 +16,8 @@ import pytest
 from processing.documents import archive, open_document
 from processing.documents.archive import check_zip, read_member
 from processing.documents.base import DocumentError, Limits
+from tests import documents
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
-BAD = CORPUS / "bad"
 MB = 1024 * 1024
 
 ENTITIES = (
@@ -39,33 +40,54 @@ def failure(call, *args, **kwargs) -> DocumentError:
     return info.value
 
 
-# --- the corpus bombs -----------------------------------------------------------------------
+# --- the bombs, made here and from the corpus ------------------------------------------------
+
+SOURCES = ["made", "corpus"]
 
 
-def test_zipbomb_fails_fast_without_inflating() -> None:
+def bomb(request: pytest.FixtureRequest, source: str, name: str) -> Path:
+    """The corpus's ``bad/<name>.docx``, or the same kind of bomb made here."""
+    if source == "corpus":
+        return request.getfixturevalue("corpus") / "bad" / f"{name}.docx"
+    folder = request.getfixturevalue("tmp_path")
+    build = {"zipbomb": documents.docx_zip_bomb, "billion-laughs": documents.docx_billion_laughs}
+    return build[name](folder).path
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_zipbomb_fails_fast_without_inflating(request: pytest.FixtureRequest, source: str) -> None:
+    path = bomb(request, source, "zipbomb")
+    with zipfile.ZipFile(path) as zf:  # it is a bomb: one part inflates past the limit
+        assert max(info.file_size for info in zf.infolist()) > Limits().max_unzipped_bytes
     tracemalloc.start()
     started = time.perf_counter()
-    error = failure(open_document, BAD / "zipbomb.docx", Limits())
+    error = failure(open_document, path, Limits())
     elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert error.code == "archive_too_large"
     assert "DOCX archive expands beyond 200 MB" in error.message
     assert elapsed < 2
-    assert peak < 5 * MB  # the 1 GiB part was never inflated
+    assert peak < 5 * MB  # the big part was never inflated
 
 
-def test_zipbomb_caught_by_ratio_even_under_a_generous_size_limit() -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_zipbomb_caught_by_ratio_even_under_a_generous_size_limit(
+    request: pytest.FixtureRequest, source: str
+) -> None:
+    path = bomb(request, source, "zipbomb")
     started = time.perf_counter()
-    error = failure(check_zip, BAD / "zipbomb.docx", Limits(max_unzipped_bytes=4 * 1024 * MB))
+    error = failure(check_zip, path, Limits(max_unzipped_bytes=4 * 1024 * MB))
     assert time.perf_counter() - started < 2
     assert error.code == "archive_too_large"
     assert "compression ratio" in error.message
 
 
-def test_billion_laughs_is_refused() -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_billion_laughs_is_refused(request: pytest.FixtureRequest, source: str) -> None:
+    path = bomb(request, source, "billion-laughs")
     started = time.perf_counter()
-    error = failure(open_document, BAD / "billion-laughs.docx", Limits())
+    error = failure(open_document, path, Limits())
     assert time.perf_counter() - started < 2
     assert error.code == "xml_entities"
     assert error.message == (
@@ -73,8 +95,16 @@ def test_billion_laughs_is_refused() -> None:
     )
 
 
-def test_real_office_files_pass() -> None:
-    for path in sorted((CORPUS / "office").iterdir()):
+@pytest.mark.parametrize("kind", ["docx", "pptx", "xlsx", "odt", "epub"])
+def test_made_office_files_pass(kind: str, tmp_path: Path) -> None:
+    check_zip(documents.READABLE[kind](tmp_path).path, Limits())
+
+
+def test_real_office_files_pass(corpus: Path) -> None:
+    paths = sorted((corpus / "office").iterdir())
+    assert {path.suffix for path in paths} == {".docx", ".pptx"}  # the folder is not empty
+    assert len(paths) >= 8
+    for path in paths:
         check_zip(path, Limits())
 
 

@@ -1,5 +1,6 @@
 """Format detection: from the bytes, never from the name; unsupported files get a message
-that says what they really are."""
+that says what they really are. Checked on files made by ``tests/documents.py`` and on the
+corpus's real files (through the ``corpus`` fixture)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ import pytest
 
 from processing.documents.base import DocumentError
 from processing.documents.detect import detect_format, guess_encoding
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+from tests import documents
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -38,30 +38,50 @@ def refused(path: Path) -> DocumentError:
     return info.value
 
 
-# --- the corpus -----------------------------------------------------------------------------
+# --- files made here, and the corpus's own -------------------------------------------------
+
+# Builder in tests/documents.py: (the corpus's file of the same kind, the message).
+REFUSED = {
+    "png-named-pdf": ("bad/image-named.pdf", "Unsupported file type: PNG image"),
+    "random-named-pptx": ("bad/garbage.pptx", "Unsupported file type: unrecognised binary data"),
+    "empty": ("bad/empty.pdf", "File is empty"),
+    "wav": (
+        "audio/sense_and_sensibility_01_austen_64kb-0870.wav",
+        "Unsupported file type: WAV audio",
+    ),
+}
+BUILDERS = {**documents.BAD, "wav": documents.wav}
 
 
-def test_png_named_pdf_is_refused_as_png() -> None:
-    error = refused(CORPUS / "bad" / "image-named.pdf")
-    assert error.message == "Unsupported file type: PNG image"
-    assert error.code == "unsupported_type"
+@pytest.mark.parametrize("source", ["made", "corpus"])
+@pytest.mark.parametrize("case", REFUSED)
+def test_refused_with_what_the_file_really_is(
+    request: pytest.FixtureRequest, case: str, source: str, tmp_path: Path
+) -> None:
+    relative, message = REFUSED[case]
+    if source == "corpus":
+        path = request.getfixturevalue("corpus") / relative
+    else:
+        path = BUILDERS[case](tmp_path).path
+    error = refused(path)
+    assert error.message == message
+    assert error.code == ("empty_file" if case == "empty" else "unsupported_type")
 
 
-def test_random_bytes_named_pptx_are_unrecognised_binary() -> None:
-    error = refused(CORPUS / "bad" / "garbage.pptx")
-    assert error.message == "Unsupported file type: unrecognised binary data"
-    assert error.code == "unsupported_type"
-
-
-def test_empty_file() -> None:
-    error = refused(CORPUS / "bad" / "empty.pdf")
-    assert error.message == "File is empty"
-    assert error.code == "empty_file"
-
-
-def test_wav_is_named() -> None:
-    error = refused(CORPUS / "audio" / "sense_and_sensibility_01_austen_64kb-0870.wav")
-    assert error.message == "Unsupported file type: WAV audio"
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        *((build, name) for name, build in documents.READABLE.items()),
+        (documents.docx_zip_bomb, "docx"),  # detection reads only the central directory
+        (documents.docx_billion_laughs, "docx"),
+        (documents.pdf_truncated, "pdf"),
+        (documents.pdf_encrypted, "pdf"),
+        (documents.pdf_scanned, "pdf"),
+    ],
+    ids=lambda value: getattr(value, "__name__", value),
+)
+def test_made_formats(build, expected: str, tmp_path: Path) -> None:
+    assert detect_format(build(tmp_path).path) == expected
 
 
 @pytest.mark.parametrize(
@@ -79,8 +99,8 @@ def test_wav_is_named() -> None:
         ("ground_truth/GeoTopo-book.txt", "text"),
     ],
 )
-def test_corpus_formats(relative: str, expected: str) -> None:
-    assert detect_format(CORPUS / relative) == expected
+def test_corpus_formats(corpus: Path, relative: str, expected: str) -> None:
+    assert detect_format(corpus / relative) == expected
 
 
 # --- PDF and binaries -----------------------------------------------------------------------
