@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from unittest import mock
 
 import psutil
 import pytest
@@ -37,7 +38,15 @@ def create(user, **kwargs):
 
 
 def running(user, task_id="t1", **fields):
-    job = create(user, **{k: v for k, v in fields.items() if k in ("max_retries",)})
+    """A job this test claimed: the test is its worker.
+
+    Its message is not published: in a transactional test the row commits at once, and
+    once an integration test has started the session's worker (it lives until the end of
+    the run, on the same broker and database) a published message could be claimed by that
+    worker before this claim, which then returns None.
+    """
+    with mock.patch.object(publish, "publish_job"):
+        job = create(user, **{k: v for k, v in fields.items() if k in ("max_retries",)})
     claimed = services.job_claim(job.pk, task_id=task_id, worker="w:1")
     assert claimed is not None
     return claimed
@@ -270,8 +279,12 @@ def test_a_buffered_progress_value_is_written_by_the_heartbeat_thread(user, idle
     beat = runtime._heartbeat_thread()
     if idle:
         beat.busy_until = 0.0
-        time.sleep(0.2)  # its next sleep is a heartbeat interval long
-        assert beat.wakes_at - time.monotonic() > 1.0
+
+        def asleep() -> bool:
+            """Past its current tick, in a heartbeat-interval sleep (inf: awake)."""
+            return 1.0 < beat.wakes_at - time.monotonic() < 4.0
+
+        wait_for(asleep, 2, "the thread to doze off")
     reporter = runtime.Progress(job_id=job.pk, attempt=1, task_id="t1")
     with runtime.activate(reporter):
         reporter(42, "buffered")
@@ -304,7 +317,9 @@ def test_the_heartbeat_thread_gives_its_connection_back_once_idle(user, settings
         wait_for(lambda: Job.objects.get(pk=job.pk).progress == 42, 2, "the thread's write")
         busy = open_connections()
     wait_for(lambda: open_connections() == busy - 1, 5, "the thread's connection to close")
-    assert Job.objects.get(pk=job.pk).status == S.RUNNING  # the test's own is still open
+    # The test's own connection is still open. (Not its status: once an integration test
+    # has started the session's beat, its reaper may retry the job, idle past the timeout.)
+    assert Job.objects.filter(pk=job.pk).exists()
 
 
 def test_progress_after_the_attempt_was_taken_away_raises_attempt_lost(user):
