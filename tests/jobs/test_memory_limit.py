@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+
 import pytest
 
 from jobs.runtime import memory_limit
@@ -18,6 +20,9 @@ def test_a_job_may_allocate_its_allowance_and_no_more_and_the_cap_is_lifted_afte
 
 
 def test_zero_means_no_cap():
+    before = resource.getrlimit(resource.RLIMIT_DATA)
     with memory_limit(0):
+        assert resource.getrlimit(resource.RLIMIT_DATA) == before  # not even a generous one
         big = bytearray(300 * 1024 * 1024)
         del big
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before

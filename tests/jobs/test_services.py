@@ -200,16 +200,20 @@ def test_cancel_waiting_job_is_immediate(user):
     assert job.status == S.CANCELLED and job.completed_at
 
 
-def test_cancel_running_job_sets_flag_and_progress_raises(user):
+def test_cancel_running_job_sets_flag_and_progress_raises(user, settings):
+    settings.JOBSITE_PROGRESS_MIN_INTERVAL = 60  # progress calls only buffer their value
     job = running(user)
     assert services.job_cancel(job, actor="api_key:x") == S.RUNNING
     job.refresh_from_db()
     assert job.status == S.RUNNING and job.cancel_requested_at
     reporter = runtime.Progress(job_id=job.pk, attempt=1, task_id="t1")
+    reporter(10, "x")  # buffered: nothing has told the reporter yet, so it does not raise
+    reporter.flush()  # the write finds the request; the heartbeat thread calls this: no raise
+    assert Job.objects.get(pk=job.pk).progress == 0  # a cancelled attempt's value is not kept
     with pytest.raises(JobCancelled):
-        reporter(10, "x")
-        reporter.flush()
         reporter.check()
+    with pytest.raises(JobCancelled):
+        reporter(20, "y")  # the job's next progress call is where it learns to stop
     services.job_attempt_failed(job.pk, task_id="t1", exc=JobCancelled("stop"))
     job.refresh_from_db()
     assert job.status == S.CANCELLED
@@ -331,8 +335,13 @@ def test_progress_after_the_attempt_was_taken_away_raises_attempt_lost(user):
         reporter.check()
 
 
-def test_progress_outside_a_job_is_a_no_op():
-    runtime.progress(50, "nothing to report to")
+def test_progress_outside_a_job_is_a_no_op(user):
+    job = running(user)  # a running job that this code is not part of
+    with CaptureQueriesContext(connection) as queries:
+        runtime.progress(50, "nothing to report to")
+    assert queries.captured_queries == []
+    row = Job.objects.get(pk=job.pk)
+    assert (row.progress, row.current_step) == (0, "")
 
 
 def test_an_attempt_asked_to_cancel_keeps_its_heartbeat_until_it_stops(user):
