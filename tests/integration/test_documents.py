@@ -1,10 +1,11 @@
 """Document processing end to end: files in through the API, a real worker on the
-``documents`` queue, memories out and searchable, on this run's database and broker."""
+``documents`` queue, memories out and searchable, on this run's database and broker. Every
+format and every bad file is made here (``tests/documents.py``); the corpus's real files
+(through the ``corpus`` fixture) are the real-world layer."""
 
 from __future__ import annotations
 
 import http.server
-import io
 import json
 import os
 import shutil
@@ -20,11 +21,11 @@ from jobs import maintenance
 from jobs.models import Job, JobStatus
 from jobs.queues import Queue
 from processing.models import Memory
+from tests import documents
 from tests.helpers import wait_for, wait_status
 
 S = JobStatus
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
-GEOTOPO = CORPUS / "pdf" / "GeoTopo-komprimiert.pdf"
+GEOTOPO = "pdf/GeoTopo-komprimiert.pdf"
 pytestmark = [pytest.mark.worker]
 
 
@@ -81,8 +82,9 @@ def page_phrase(path: Path, page_number: int, words: int = 5) -> str:
     raise AssertionError(f"no plain run of {words} words on page {page_number}")
 
 
-def test_geotopo_becomes_searchable_memories_that_cite_their_page(api, collection_id):
-    job_id = upload(api, GEOTOPO, collection_id)
+def test_geotopo_becomes_searchable_memories_that_cite_their_page(api, collection_id, corpus):
+    geotopo = corpus / GEOTOPO
+    job_id = upload(api, geotopo, collection_id)
     job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=120)
     assert job.status == S.COMPLETED, job.error_message
     result = job.result
@@ -92,7 +94,7 @@ def test_geotopo_becomes_searchable_memories_that_cite_their_page(api, collectio
     assert result["collection_id"] == collection_id
     assert result["source"] == "GeoTopo-komprimiert.pdf"
 
-    phrase = page_phrase(GEOTOPO, 50)
+    phrase = page_phrase(geotopo, 50)
     body = api.get(
         "/api/v1/memories/search",
         {"q": " ".join(phrase.split()[:2]), "collection_id": collection_id, "limit": 100},
@@ -108,7 +110,7 @@ def test_geotopo_becomes_searchable_memories_that_cite_their_page(api, collectio
 
     # The same file again: its memories are replaced, not duplicated.
     count = Memory.objects.filter(collection_id=collection_id).count()
-    again = wait_status(upload(api, GEOTOPO, collection_id), {S.COMPLETED, S.FAILED}, 120)
+    again = wait_status(upload(api, geotopo, collection_id), {S.COMPLETED, S.FAILED}, 120)
     assert again.status == S.COMPLETED, again.error_message
     assert again.result["memories_created"] == 0
     assert again.result["memories_updated"] == count
@@ -121,6 +123,38 @@ def test_geotopo_becomes_searchable_memories_that_cite_their_page(api, collectio
     maintenance.purge()
     assert not Job.objects.filter(pk=job_id).exists()
     assert Memory.objects.filter(collection_id=collection_id).count() == count
+
+
+def memory_texts(job_id: str) -> str:
+    return " ".join(
+        " ".join(text.split())
+        for text in Memory.objects.filter(job_id=job_id).values_list("text", flat=True)
+    )
+
+
+def test_every_format_made_here_becomes_searchable_memories(api, collection_id, tmp_path):
+    samples = {kind: build(tmp_path) for kind, build in documents.READABLE.items()}
+    jobs = {kind: upload(api, sample.path, collection_id) for kind, sample in samples.items()}
+    for kind, job_id in jobs.items():
+        job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=60)
+        assert job.status == S.COMPLETED, f"{kind}: {job.error_message}"
+        assert job.result["format"] == kind
+        assert job.result["memories_created"] > 0, kind
+        texts = memory_texts(job_id)
+        for phrase in samples[kind].text:
+            assert " ".join(phrase.split()) in texts, (kind, phrase, texts[:300])
+        for phrase in samples[kind].absent:
+            assert phrase not in texts, (kind, phrase)
+    # A PDF's memories cite their page and leave its running header and footer out.
+    report = jobs["pdf"]
+    assert Job.objects.get(pk=report).result["pages"] == documents.PDF_PAGES
+    texts = memory_texts(report)
+    assert documents.PDF_HEADER not in texts and "Printed for the archive" not in texts
+    hits = api.get(
+        "/api/v1/memories/search",
+        {"q": '"counts the quarries"', "collection_id": collection_id, "job_id": report},
+    ).json()["results"]
+    assert [hit["page"] for hit in hits] == [2]
 
 
 # A phrase each file's memories must contain (checked against the files themselves).
@@ -144,21 +178,19 @@ KNOWN = {
 NO_TEXT = {"tbl-having-tables.docx", "having-images.docx"}
 
 
-def test_every_corpus_document_processes_into_memories(api, collection_id):
+def test_every_corpus_document_processes_into_memories(api, collection_id, corpus):
     files = [
         p
         for folder in ("pdf", "office")
-        for p in sorted((CORPUS / folder).iterdir())
-        if p.name != "libreoffice-writer-password.pdf" and p.name != GEOTOPO.name
+        for p in sorted((corpus / folder).iterdir())
+        if p.name not in ("libreoffice-writer-password.pdf", Path(GEOTOPO).name)
     ]
+    assert len(files) >= 19, files  # eleven PDFs and eight office files
     jobs = {path: upload(api, path, collection_id) for path in files}
     for path, job_id in jobs.items():
         job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=120)
         assert job.status == S.COMPLETED, f"{path.name}: {job.error_message}"
-        texts = " ".join(
-            " ".join(text.split())
-            for text in Memory.objects.filter(job_id=job_id).values_list("text", flat=True)
-        )
+        texts = memory_texts(job_id)
         if path.name in NO_TEXT:
             assert job.result["memories_created"] == 0
             assert "no text" in " ".join(job.result["warnings"])
@@ -169,7 +201,8 @@ def test_every_corpus_document_processes_into_memories(api, collection_id):
             assert phrase.lower() in texts.lower(), (path.name, texts[:300])
 
 
-BAD = {
+# The corpus's bad files, by the words their job's error message must hold.
+CORPUS_BAD = {
     "bad/truncated.pdf": "",
     "bad/image-named.pdf": "PNG",
     "bad/garbage.pptx": "",
@@ -180,29 +213,44 @@ BAD = {
 }
 
 
-def test_bad_files_fail_with_a_clear_message_and_the_worker_goes_on(api, collection_id):
-    with (CORPUS / "bad" / "empty.pdf").open("rb") as empty:
+def empty_upload_is_refused(api, collection_id, path: Path) -> None:
+    with path.open("rb") as empty:
         refused = api.post(
             "/api/v1/jobs/",
             {"type": "document_processing", "collection_id": collection_id, "file": empty},
             format="multipart",
         )
     assert refused.status_code == 400 and "empty" in refused.json()["error"]["message"]
-    jobs = {name: upload(api, CORPUS / name, collection_id) for name in BAD}
-    for name, job_id in jobs.items():
+
+
+@pytest.mark.parametrize("source", ["made", "corpus"])
+def test_bad_files_fail_with_a_clear_message_and_the_worker_goes_on(
+    api, collection_id, request, source, tmp_path
+):
+    if source == "corpus":
+        corpus = request.getfixturevalue("corpus")
+        empty = corpus / "bad" / "empty.pdf"
+        bad = {corpus / name: (None, words) for name, words in CORPUS_BAD.items()}
+        good = corpus / "pdf" / "minimal-document.pdf"
+    else:
+        empty = documents.empty_pdf(tmp_path).path
+        samples = [build(tmp_path) for name, build in documents.BAD.items() if name != "empty"]
+        bad = {sample.path: sample.fails_with for sample in samples}
+        good = documents.pdf_report(tmp_path).path
+    empty_upload_is_refused(api, collection_id, empty)
+    jobs = {path: upload(api, path, collection_id) for path in bad}
+    for path, job_id in jobs.items():
         job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=60)
-        assert job.status == S.FAILED, name
-        assert job.attempts == 1, (name, job.attempts)  # bad input is not retried
-        assert BAD[name].lower() in job.error_message.lower(), (name, job.error_message)
-        assert "Traceback" not in job.error_message and job.error_code, name
+        code, words = bad[path]
+        assert job.status == S.FAILED, path.name
+        assert job.attempts == 1, (path.name, job.attempts)  # bad input is not retried
+        assert words.lower() in job.error_message.lower(), (path.name, job.error_message)
+        assert job.error_code == code if code else job.error_code, (path.name, job.error_code)
+        assert "Traceback" not in job.error_message, path.name
         assert len(job.error_message) < 300, job.error_message
     assert Memory.objects.filter(collection_id=collection_id).count() == 0
-    good = wait_status(
-        upload(api, CORPUS / "pdf" / "minimal-document.pdf", collection_id),
-        {S.COMPLETED, S.FAILED},
-        60,
-    )
-    assert good.status == S.COMPLETED, good.error_message
+    after = wait_status(upload(api, good, collection_id), {S.COMPLETED, S.FAILED}, 60)
+    assert after.status == S.COMPLETED, after.error_message
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
@@ -211,8 +259,10 @@ class _Files(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def file_server():
-    handler = lambda *a, **k: _Files(*a, directory=str(CORPUS), **k)  # noqa: E731
+def file_server(tmp_path):
+    """Serves a folder holding the report made by tests/documents.py."""
+    documents.pdf_report(tmp_path)
+    handler = lambda *a, **k: _Files(*a, directory=str(tmp_path), **k)  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -231,35 +281,15 @@ def test_file_url_is_fetched_and_other_local_addresses_are_refused(api, collecti
         assert response.status_code == 202, response.content
         return response.json()["job_id"]
 
-    fetched = wait_status(create(f"{file_server}/pdf/pdflatex-4-pages.pdf"), S.COMPLETED, 60)
-    assert fetched.result["pages"] == 4
-    assert Memory.objects.filter(job_id=fetched.pk).first().source.endswith("pdflatex-4-pages.pdf")
+    fetched = wait_status(create(f"{file_server}/report.pdf"), S.COMPLETED, 60)
+    assert fetched.result["pages"] == documents.PDF_PAGES
+    assert Memory.objects.filter(job_id=fetched.pk).first().source.endswith("report.pdf")
     # 127.0.0.2 is loopback too, but not on the worker's allow list: refused unsent.
     port = file_server.rsplit(":", 1)[1]
-    refused = wait_status(create(f"http://127.0.0.2:{port}/pdf/minimal-document.pdf"), S.FAILED)
+    refused = wait_status(create(f"http://127.0.0.2:{port}/report.pdf"), S.FAILED)
     assert refused.error_code == "url_refused" and "127.0.0.2" in refused.error_message
-    missing = wait_status(create(f"{file_server}/pdf/no-such.pdf"), S.FAILED, 60)
+    missing = wait_status(create(f"{file_server}/no-such.pdf"), S.FAILED, 60)
     assert "404" in missing.error_message
-
-
-def scanned_pdf(pages: int) -> bytes:
-    """A PDF of page images (no text layer): every page needs OCR."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    try:
-        font = ImageFont.truetype("DejaVuSans.ttf", 40)
-    except OSError:
-        font = ImageFont.load_default(size=40)
-    images = []
-    for number in range(1, pages + 1):
-        image = Image.new("L", (1240, 1754), 255)
-        draw = ImageDraw.Draw(image)
-        for line in range(12):
-            draw.text((100, 150 + line * 100), f"Scanned page {number} line {line}", font=font)
-        images.append(image)
-    out = io.BytesIO()
-    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=150)
-    return out.getvalue()
 
 
 @pytest.fixture
@@ -273,17 +303,15 @@ def tesseract():
 def test_scanned_pages_are_ocred_and_the_job_cancels_between_pages(
     api, collection_id, tesseract, tmp_path
 ):
-    short = tmp_path / "scan-2.pdf"
-    short.write_bytes(scanned_pdf(2))
+    short = documents.pdf_scanned(tmp_path, pages=2).path
     job = wait_status(upload(api, short, collection_id), {S.COMPLETED, S.FAILED}, 120)
     assert job.status == S.COMPLETED, job.error_message
     assert job.result["ocr_pages"] == 2
     memory = Memory.objects.filter(job_id=job.pk, page=2).first()
-    assert memory is not None and "page 2" in memory.text.lower()
+    assert memory is not None and "scanned page 2" in memory.text.lower()
     assert memory.position.get("ocr") is True
 
-    long = tmp_path / "scan-40.pdf"
-    long.write_bytes(scanned_pdf(40))
+    long = documents.pdf_scanned(tmp_path, pages=40).path
     job_id = upload(api, long, collection_id)
     wait_for(
         lambda: Job.objects.get(pk=job_id).current_step.startswith("page 2 "),
