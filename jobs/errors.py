@@ -83,3 +83,14 @@ class AttemptLost(JobError):
     failed or restarted elsewhere): the work must stop and write nothing more."""
 
     code = "attempt_lost"
+
+
+def error_fields(status: str, code: str, message: str) -> dict[str, Any]:
+    """Where a job's error shows in responses and live events. ``error`` only once the job
+    has failed for good: clients stop at the first ``error`` they see (Compileo's stream
+    client does), and a job whose attempt failed may still succeed. The error of such an
+    attempt is ``last_error``."""
+    if not code:
+        return {}
+    key = "error" if status == "failed" else "last_error"
+    return {key: {"code": code, "message": message}}

@@ -21,6 +21,16 @@ class JobStatus(models.TextChoices):
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
+# Other job APIs' words for our statuses, accepted wherever a client sends a status
+# (KnowledgeSDK and DocuRift say ``processing``). Responses always say ours.
+STATUS_SYNONYMS = {"processing": JobStatus.RUNNING.value}
+
+
+def status_from_client(value: str) -> str | None:
+    """Our status for what a client sent (a synonym is translated), or None if unknown."""
+    value = STATUS_SYNONYMS.get(value, value)
+    return value if value in JobStatus.values else None
+
 
 class Job(models.Model):
     """One unit of background work. Workers, API and admin all read and write this row;

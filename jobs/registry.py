@@ -158,9 +158,11 @@ def _load_task_type(module_path: str) -> JobType | None:
         task = import_string(module_path)
     except ImportError:
         return None
+    if (registered := _types.get(module_path)) is not None:
+        return registered  # its decorator registered it as the module loaded
     if not isinstance(task, Task):
         return None
-    return _types.get(module_path) or task_type(task)
+    return task_type(task)
 
 
 def task_type(task: Any, **options: Any) -> JobType:

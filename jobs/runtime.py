@@ -9,6 +9,7 @@ cancel request. The progress call is where the job learns it must stop: it raise
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -59,7 +60,8 @@ class Progress:
                 self.step = str(step)
             self._pending = True
             self._reported_at = time.time()
-        if time.monotonic() - self._last_write >= settings.JOBSITE_PROGRESS_MIN_INTERVAL:
+        due = time.monotonic() - self._last_write >= settings.JOBSITE_PROGRESS_MIN_INTERVAL
+        if due and not _in_event_loop():
             try:
                 self.flush()
             except DatabaseError as exc:  # progress is best effort: the thread writes it later
@@ -67,7 +69,9 @@ class Progress:
                 connection.close()
                 self._pending = True
         elif _heartbeat is not None:
-            _heartbeat.poke(self.next_due())  # the thread writes the buffered value when due
+            # The thread writes the buffered value when due (at once, from an event loop:
+            # an ``async def`` job may not touch the database from its loop's thread).
+            _heartbeat.poke(time.monotonic() if due else self.next_due())
         self.check()
 
     def check(self) -> None:
@@ -109,6 +113,14 @@ class Progress:
         if self._pending:
             return self._last_write + settings.JOBSITE_PROGRESS_MIN_INTERVAL
         return self._last_write + settings.JOBSITE_HEARTBEAT_INTERVAL
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class _Heartbeat(threading.Thread):
@@ -230,6 +242,11 @@ def _data_segment_bytes() -> int:
     except OSError:
         pass
     return 0
+
+
+def current() -> Progress | None:
+    """The running job's reporter (its id, attempt...), or None outside a job."""
+    return _current.get()
 
 
 def progress(percent: float, step: str | None = None) -> None:

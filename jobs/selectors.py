@@ -43,6 +43,11 @@ def job_get(*, owner: Any, job_id: Any) -> Job:
     return _job(job_id, owner=owner)
 
 
+def task_job_get(*, job_type: str, job_id: Any) -> Job:
+    """A job that code enqueued as a task of ``job_type`` (no owner), or NotFound."""
+    return _job(job_id, type=job_type, owner=None)
+
+
 def live_target(*, key: str | None, token: str | None, job_id: str) -> tuple[Job, str]:
     """The job a watcher may follow, and whose budget it counts against.
 

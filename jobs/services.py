@@ -114,7 +114,9 @@ def _moved(
     job_id: Any, from_status: str, to_status: str, reason: str, actor: str, written: dict
 ) -> None:
     """What follows every status change: watchers hear of it once it commits."""
-    transaction.on_commit(partial(notify, job_id, status=to_status, **live_fields(written)))
+    transaction.on_commit(
+        partial(notify, job_id, status=to_status, **live_fields(written, to_status))
+    )
     log.info("job %s: %s -> %s (%s; %s)", job_id, from_status, to_status, reason, actor)
 
 
@@ -406,7 +408,7 @@ def job_complete(job_id: Any, *, task_id: str, attempt: int, result: Any) -> boo
             **{"from": S.RUNNING, "to": S.COMPLETED},
         )
         if moved:
-            written = {"result": result, "progress": 100.0}
+            written = {"result": result, "progress": 100.0, "error_code": ""}
             _moved(job_id, S.RUNNING, S.COMPLETED, "completed", "system:worker", written)
         return moved
     return _transition(

@@ -10,6 +10,8 @@ parameter schema.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -52,7 +54,7 @@ def task_priority(priority: int) -> int:
 
 class JobsiteTaskBackend(BaseTaskBackend):
     supports_defer = True
-    supports_async_task = False
+    supports_async_task = True
     supports_get_result = True
     supports_priority = True
 
@@ -131,7 +133,12 @@ def _task_for(module_path: str) -> Task | None:
 
 
 def run_task(task: Task, raw: dict[str, Any], progress: Progress) -> Any:
-    """Call a Django task function with the args it was enqueued with."""
+    """Call a Django task function with the args it was enqueued with.
+
+    An ``async def`` runs on an event loop in this (the pool process's main) thread, not
+    through ``async_to_sync``'s loop thread: Celery's time-limit signal then interrupts
+    the job itself, and progress and cancel work as for a plain function.
+    """
     args, kwargs = raw.get("args", []), raw.get("kwargs", {})
     if task.takes_context:
         from django_tasks.base import TaskResult as _TaskResult
@@ -150,8 +157,10 @@ def run_task(task: Task, raw: dict[str, Any], progress: Progress) -> Any:
             errors=[],
             worker_ids=[progress.task_id] * progress.attempt,
         )
-        return task.call(TaskContext(task_result=result), *args, **kwargs)
-    return task.call(*args, **kwargs)
+        args = [TaskContext(task_result=result), *args]
+    if inspect.iscoroutinefunction(task.func):
+        return asyncio.run(task.func(*args, **kwargs))
+    return task.func(*args, **kwargs)
 
 
 _kwargs_schemas: dict[str, type[BaseModel]] = {}

@@ -11,11 +11,16 @@ from django_filters.fields import IsoDateTimeField
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
 
-from jobs.models import Job, JobStatus
+from jobs.models import STATUS_SYNONYMS, Job, JobStatus, status_from_client
 
 
 class StatusInFilter(django_filters.BaseInFilter, django_filters.ChoiceFilter):
-    """``?status=running,failed``"""
+    """``?status=running,failed`` (``processing`` is ``running``: ``STATUS_SYNONYMS``)."""
+
+    def filter(self, qs: Any, value: Any) -> Any:
+        if value:
+            value = sorted({status_from_client(name) for name in value})
+        return super().filter(qs, value)
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):
@@ -37,7 +42,10 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
 
 
 class JobFilter(django_filters.FilterSet):
-    status = StatusInFilter(choices=JobStatus.choices, help_text="Comma-separated statuses.")
+    status = StatusInFilter(
+        choices=[*JobStatus.choices, *((word, ours) for word, ours in STATUS_SYNONYMS.items())],
+        help_text="Comma-separated statuses (processing: a synonym of running).",
+    )
     type = django_filters.CharFilter(field_name="type")
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from rest_framework import serializers
 
 from jobs.auth import live_token
+from jobs.errors import error_fields
 from jobs.models import Job, JobEvent
+from jobs.timestamps import iso
 
 
 class StrictSerializer(serializers.Serializer):
@@ -84,8 +85,13 @@ class JobErrorSerializer(serializers.Serializer):
 
 class JobSerializer(serializers.ModelSerializer):
     job_id = serializers.UUIDField(source="id", read_only=True)
-    error = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField(
+        help_text="Set once the job has failed for good (status failed), else null."
+    )
     error_message = serializers.SerializerMethodField()
+    last_error = serializers.SerializerMethodField(
+        help_text="The error of an attempt that was (or will be) retried; null otherwise."
+    )
     duration = serializers.FloatField(read_only=True, allow_null=True)
     cancel_requested = serializers.SerializerMethodField()
     has_file = serializers.SerializerMethodField()
@@ -106,6 +112,7 @@ class JobSerializer(serializers.ModelSerializer):
             "result",
             "error",
             "error_message",
+            "last_error",
             "created_at",
             "started_at",
             "completed_at",
@@ -126,15 +133,19 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_error(self, job: Job) -> dict[str, str] | None:
-        if not job.error_code:
-            return None
-        return {"code": job.error_code, "message": job.error_message}
+        return error_fields(job.status, job.error_code, job.error_message).get("error")
 
     get_error.output_field = JobErrorSerializer(allow_null=True)  # type: ignore[attr-defined]
 
     def get_error_message(self, job: Job) -> str | None:
-        """Hebbrix's clients read ``error_message``."""
-        return job.error_message or None
+        """Hebbrix's clients read ``error_message`` (set with ``error``)."""
+        error = self.get_error(job)
+        return error["message"] if error else None
+
+    def get_last_error(self, job: Job) -> dict[str, str] | None:
+        return error_fields(job.status, job.error_code, job.error_message).get("last_error")
+
+    get_last_error.output_field = JobErrorSerializer(allow_null=True)  # type: ignore[attr-defined]
 
     def get_cancel_requested(self, job: Job) -> bool:
         return job.cancel_requested_at is not None
@@ -156,6 +167,8 @@ class JobSerializer(serializers.ModelSerializer):
         every response. The fields above are what the OpenAPI schema shows; a test and the
         schema fuzzing check that this agrees with them."""
         job_id = str(job.pk)
+        errors = error_fields(job.status, job.error_code, job.error_message)
+        failed = errors.get("error")
         return {
             "job_id": job_id,
             "id": job_id,
@@ -164,32 +177,26 @@ class JobSerializer(serializers.ModelSerializer):
             "progress": job.progress,
             "current_step": job.current_step,
             "result": job.result,
-            "error": self.get_error(job),
-            "error_message": self.get_error_message(job),
-            "created_at": _iso(job.created_at),
-            "started_at": _iso(job.started_at),
-            "completed_at": _iso(job.completed_at),
-            "updated_at": _iso(job.updated_at),
+            "error": failed,
+            "error_message": failed["message"] if failed else None,
+            "last_error": errors.get("last_error"),
+            "created_at": iso(job.created_at),
+            "started_at": iso(job.started_at),
+            "completed_at": iso(job.completed_at),
+            "updated_at": iso(job.updated_at),
             "attempts": job.attempts,
             "max_retries": job.max_retries,
             "duration": job.duration,
             "params": job.params,
             "priority": job.priority,
             "queue": job.queue,
-            "run_at": _iso(job.run_at),
-            "next_retry_at": _iso(job.next_retry_at),
+            "run_at": iso(job.run_at),
+            "next_retry_at": iso(job.next_retry_at),
             "cancel_requested": self.get_cancel_requested(job),
             "callback_url": self.get_callback_url(job),
             "has_file": self.get_has_file(job),
             "status_page": self.get_status_page(job),
         }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    """DRF's rendering of an aware datetime: ISO 8601, UTC as ``Z``."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class JobActionSerializer(serializers.Serializer):

@@ -1,18 +1,24 @@
-"""``/api/v1/`` routes: ours, and the same operations under Compileo's paths."""
-
-from django.urls import path
+"""``/api/v1/`` routes: ours, and the same operations under Compileo's paths. Each answers
+with and without its trailing slash (``jobs.api.routing``)."""
 
 from jobs.api import views
+from jobs.api.routing import both
 
 urlpatterns = [
-    path("jobs/", views.JobListCreateApi.as_view(), name="jobs"),
-    path("jobs/queue/stats", views.QueueStatsApi.as_view(), name="queue-stats"),
-    path("jobs/status/<str:job_id>", views.CompileoStatusApi.as_view(), name="compileo-status"),
-    path("jobs/cancel/<str:job_id>", views.CompileoCancelApi.as_view(), name="compileo-cancel"),
-    path("jobs/restart/<str:job_id>", views.CompileoRestartApi.as_view(), name="compileo-restart"),
-    path("jobs/<str:job_id>/", views.JobDetailApi.as_view(), name="job"),
-    path("jobs/<str:job_id>/cancel/", views.JobCancelApi.as_view(), name="job-cancel"),
-    path("jobs/<str:job_id>/restart/", views.JobRestartApi.as_view(), name="job-restart"),
-    path("jobs/<str:job_id>/events/", views.JobEventsApi.as_view(), name="job-events"),
-    path("job-types/", views.JobTypesApi.as_view(), name="job-types"),
+    *both("jobs/", views.JobListCreateApi.as_view(), name="jobs"),
+    *both("jobs/queue/stats", views.QueueStatsApi.as_view(), name="queue-stats"),
+    *both("jobs/status/<str:job_id>", views.CompileoStatusApi.as_view(), name="compileo-status"),
+    *both("jobs/cancel/<str:job_id>", views.CompileoCancelApi.as_view(), name="compileo-cancel"),
+    *both("jobs/restart/<str:job_id>", views.CompileoRestartApi.as_view(), name="compileo-restart"),
+    # Long-polls and streams are served by the ASGI app (jobs.live.app) before Django sees
+    # them; these answer only where the API runs without it (gunicorn, jobsite/wsgi.py).
+    *both("jobs/status/<str:job_id>/poll", views.live_needs_asgi),
+    *both("jobs/status/<str:job_id>/stream", views.live_needs_asgi),
+    *both("jobs/<str:job_id>/poll/", views.live_needs_asgi),
+    *both("jobs/<str:job_id>/stream/", views.live_needs_asgi),
+    *both("jobs/<str:job_id>/", views.JobDetailApi.as_view(), name="job"),
+    *both("jobs/<str:job_id>/cancel/", views.JobCancelApi.as_view(), name="job-cancel"),
+    *both("jobs/<str:job_id>/restart/", views.JobRestartApi.as_view(), name="job-restart"),
+    *both("jobs/<str:job_id>/events/", views.JobEventsApi.as_view(), name="job-events"),
+    *both("job-types/", views.JobTypesApi.as_view(), name="job-types"),
 ]

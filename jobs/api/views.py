@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import HttpRequest, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -16,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import registry, selectors, services
+from jobs.api.errors import error_response
 from jobs.api.filters import JobFilter, NewestFirst, OldestFirst
 from jobs.api.serializers import (
     JobActionSerializer,
@@ -207,3 +209,15 @@ class CompileoCancelApi(JobCancelApi):
 @extend_schema_view(post=extend_schema(operation_id="compileo_job_restart", tags=["compileo"]))
 class CompileoRestartApi(JobRestartApi):
     pass
+
+
+def live_needs_asgi(request: HttpRequest, **_: str) -> JsonResponse:
+    """Long-polls and streams hold a connection open for minutes: they are served by the
+    ASGI app (a coroutine per waiting client), never on a WSGI worker's thread."""
+    return error_response(
+        501,
+        "needs_asgi",
+        "Long-polls and event streams are served by the ASGI app: run the web process "
+        "with `uvicorn jobsite.asgi:application` (gunicorn's WSGI app serves the rest of "
+        "the API only). Until then, poll GET /api/v1/jobs/{id}/.",
+    )

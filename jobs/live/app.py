@@ -25,9 +25,10 @@ from django.conf import settings
 from jobs import auth, selectors
 from jobs.api.errors import error_body
 from jobs.api.serializers import JobSerializer
-from jobs.errors import InvalidInput, JobsiteError
+from jobs.errors import InvalidInput, JobsiteError, error_fields
 from jobs.live.hub import KEEPALIVE, RESYNC, TERMINAL, Watcher, hub, sse
-from jobs.models import JobStatus
+from jobs.models import STATUS_SYNONYMS, JobStatus, status_from_client
+from jobs.timestamps import iso
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -36,9 +37,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 _ID = r"(?P<job_id>[^/]+)"
 ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"^/api/v1/jobs/status/{_ID}/poll/?$"), "poll"),
-    (re.compile(rf"^/api/v1/jobs/{_ID}/poll/$"), "poll"),
+    (re.compile(rf"^/api/v1/jobs/{_ID}/poll/?$"), "poll"),
     (re.compile(rf"^/api/v1/jobs/status/{_ID}/stream/?$"), "stream"),
-    (re.compile(rf"^/api/v1/jobs/{_ID}/stream/$"), "stream"),
+    (re.compile(rf"^/api/v1/jobs/{_ID}/stream/?$"), "stream"),
 ]
 
 # Watchers per principal in this process (the per-key limit).
@@ -102,12 +103,11 @@ def state_of(job: Any) -> dict[str, Any]:
         "status": job.status,
         "progress": job.progress,
         "current_step": job.current_step,
-        "timestamp": job.updated_at.isoformat(),
+        "timestamp": iso(job.updated_at),
         "attempts": job.attempts,
         "cancel_requested": job.cancel_requested_at is not None,
+        **error_fields(job.status, job.error_code, job.error_message),
     }
-    if job.error_code:
-        state["error"] = {"code": job.error_code, "message": job.error_message}
     if job.status == JobStatus.COMPLETED:
         state["result"] = job.result
     return state
@@ -158,10 +158,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             if kind == "poll":
                 timeout = _number(query, "timeout", 30, 1, 300)
                 status = query.get("current_status")
-                if status is not None and status not in JobStatus.values:
+                if status is not None and (status := status_from_client(status)) is None:
+                    allowed = ", ".join([*JobStatus.values, *STATUS_SYNONYMS])
                     raise InvalidInput(
                         "current_status is not a job status",
-                        details={"current_status": [f"one of {', '.join(JobStatus.values)}"]},
+                        details={"current_status": [f"one of {allowed}"]},
                     )
                 progress = _number(query, "current_progress", None, 0, 100)
         except JobsiteError as exc:
@@ -181,7 +182,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         client = Client(receive, watcher)
         try:
             if kind == "poll":
-                await _poll(send, job, watcher, timeout, status, progress)
+                await _poll(send, job, seq, watcher, timeout, status, progress)
             else:
                 last = _header(scope, b"last-event-id")
                 await _stream(send, job.pk, state, seq, watcher, last)
@@ -195,16 +196,21 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 async def _poll(
     send: Send,
     job: Any,
+    seq: int,
     watcher: Watcher,
     timeout: float,
     status: str | None,
     progress: float | None,
 ) -> None:
     """Answer at once if the job differs from what the client knows, else at the first
-    change, else at the timeout: always the status endpoint's JSON."""
+    change after ``seq`` (the read), else at the timeout: always the status endpoint's
+    JSON."""
+
+    # Without current_status, the status the job had when the poll came in is the baseline.
+    known = status if status is not None else job.status
 
     def differs(current_status: str, current_progress: float) -> bool:
-        if status is not None and current_status != status:
+        if current_status != known:
             return True
         return progress is not None and current_progress != progress
 
@@ -217,7 +223,7 @@ async def _poll(
             for item in await watcher.next_batch():
                 if item == RESYNC:
                     changed = True
-                elif item != KEEPALIVE:
+                elif item != KEEPALIVE and item[0] > seq:  # not already in what was read
                     state = item[1]
                     changed = changed or differs(state["status"], state.get("progress", 0))
     finally:

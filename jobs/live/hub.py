@@ -36,6 +36,16 @@ def sse(state: dict[str, Any], seq: int) -> bytes:
     return f"id: {seq}\ndata: {json.dumps(state, default=str)}\n\n".encode()
 
 
+def visible(state: dict[str, Any]) -> dict[str, Any]:
+    """A job's merged state as clients see it: ``error`` only while it is ``failed`` (a
+    restart takes it away), no ``last_error`` once cleared (``jobs.errors.error_fields``)."""
+    if state.get("status") != "failed":
+        state.pop("error", None)
+    if "last_error" in state and state["last_error"] is None:
+        del state["last_error"]
+    return state
+
+
 class Watcher:
     """What one client waits on: changes of one job, in order."""
 
@@ -145,7 +155,7 @@ class Hub:
         known_seq, state = self.states.get(job_id, (0, {}))
         if seq <= known_seq:
             return  # already in the state the watchers started from
-        state = {**state, **event}
+        state = visible({**state, **event})
         self.states[job_id] = (seq, state)
         item = (seq, state, sse(state, seq))
         for watcher in group:

@@ -20,6 +20,9 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
+from jobs.errors import error_fields
+from jobs.timestamps import iso
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "jobsite:live:jobs"
@@ -156,7 +159,7 @@ def notify(job_id: Any, *, at: float | None = None, **fields: Any) -> None:
     (``at``, epoch seconds; now by default). Returns at once: one socket write, no wait
     for Redis."""
     moment = datetime.fromtimestamp(at, UTC) if at is not None else timezone.now()
-    event = {"job_id": str(job_id), "timestamp": moment.isoformat(), **fields}
+    event = {"job_id": str(job_id), "timestamp": iso(moment), **fields}
     try:
         body = json.dumps(event, default=str, separators=(",", ":"))
     except (TypeError, ValueError) as exc:  # a weird value: watchers resync from the DB
@@ -165,14 +168,21 @@ def notify(job_id: Any, *, at: float | None = None, **fields: Any) -> None:
     _current_publisher().publish(f"{SEQ_KEY}{job_id}", body)
 
 
-def live_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a job write that watchers see, from the columns it set."""
+def live_fields(fields: dict[str, Any], status: str) -> dict[str, Any]:
+    """The parts of a write that moved a job to ``status`` that watchers see, from the
+    columns it set."""
     out: dict[str, Any] = {}
-    for name in ("progress", "current_step", "attempts", "next_retry_at"):
+    for name in ("progress", "current_step", "attempts"):
         if name in fields:
             out[name] = fields[name]
-    if fields.get("error_code"):
-        out["error"] = {"code": fields["error_code"], "message": fields.get("error_message", "")}
+    if "next_retry_at" in fields:
+        out["next_retry_at"] = iso(fields["next_retry_at"])
+    if "error_code" in fields:
+        # A cleared error (completion, restart) clears the watchers' last_error too.
+        out.update(
+            error_fields(status, fields["error_code"], fields.get("error_message", ""))
+            or {"last_error": None}
+        )
     if "result" in fields:
         text = json.dumps(fields["result"], default=str)
         if len(text) <= RESULT_INLINE_MAX:

@@ -1,18 +1,17 @@
-"""``/api/v1/`` routes for collections, memories and search."""
+"""``/api/v1/`` routes for collections, memories and search, with and without their
+trailing slash (``jobs.api.routing``)."""
 
-from django.urls import path
-
+from jobs.api.routing import both
 from processing.api import views
 
 urlpatterns = [
-    path("collections/", views.CollectionListCreateApi.as_view(), name="collections"),
-    path(
+    *both("collections/", views.CollectionListCreateApi.as_view(), name="collections"),
+    *both(
         "collections/<str:collection_id>/",
         views.CollectionDetailApi.as_view(),
         name="collection",
     ),
-    path("memories/", views.MemoryListApi.as_view(), name="memories"),
-    path("memories/search", views.MemorySearchApi.as_view(), name="memory-search"),
-    path("memories/search/", views.MemorySearchApi.as_view()),
-    path("memories/<str:memory_id>/", views.MemoryDetailApi.as_view(), name="memory"),
+    *both("memories/", views.MemoryListApi.as_view(), name="memories"),
+    *both("memories/search", views.MemorySearchApi.as_view(), name="memory-search"),
+    *both("memories/<str:memory_id>/", views.MemoryDetailApi.as_view(), name="memory"),
 ]
