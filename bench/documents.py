@@ -28,10 +28,12 @@ import httpx
 
 from bench import report
 from bench.harness import Setup, free_port, machine, percentile
+from tests.corpus import require_corpus
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-GEOTOPO = CORPUS / "pdf" / "GeoTopo-komprimiert.pdf"
-TRUTH = CORPUS / "ground_truth" / "GeoTopo-book.txt"
+# In the corpus (JOBSITE_CORPUS, see tests/corpus.py): the book, its text, a one-page PDF.
+GEOTOPO = "pdf/GeoTopo-komprimiert.pdf"
+TRUTH = "ground_truth/GeoTopo-book.txt"
+SMALL = "pdf/minimal-document.pdf"
 
 
 def rest_server(setup: Setup) -> str:
@@ -92,8 +94,9 @@ def speed(embedded: bool, runs: int) -> dict[str, Any]:
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
         ) as client:
-            upload_to_searchable(client, CORPUS / "pdf" / "minimal-document.pdf", None)  # warm
-            timings = [upload_to_searchable(client, GEOTOPO) for _ in range(runs)]
+            corpus = require_corpus()
+            upload_to_searchable(client, corpus / SMALL, None)  # warm
+            timings = [upload_to_searchable(client, corpus / GEOTOPO) for _ in range(runs)]
         result = timings[-1]["result"]
         return {
             "setup": setup.label,
@@ -139,7 +142,7 @@ def fill_memories(collection_id: Any, count: int) -> tuple[float, list[str]]:
 
     started = time.monotonic()
     with connection.cursor() as cursor:
-        cursor.execute(FILL_VOCAB, [TRUTH.read_text()])
+        cursor.execute(FILL_VOCAB, [(require_corpus() / TRUTH).read_text(encoding="utf-8")])
         batch = 50_000
         for start in range(0, count, batch):
             end = min(count, start + batch) - 1
@@ -231,6 +234,7 @@ def main() -> None:
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--part", choices=["quality", "embedded", "production", "search"])
     args = parser.parse_args()
+    require_corpus()  # every part reads it: say so now, not from a child process
     if args.part:
         if args.part == "quality":
             from bench import extraction

@@ -17,10 +17,17 @@ from rapidfuzz import fuzz
 
 from processing.documents import pdf
 from processing.documents.base import Limits
+from tests.corpus import require_corpus
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-BOOK = CORPUS / "pdf" / "GeoTopo-komprimiert.pdf"
-TRUTH = CORPUS / "ground_truth" / "GeoTopo-book.txt"
+BOOK = "pdf/GeoTopo-komprimiert.pdf"
+TRUTH = "ground_truth/GeoTopo-book.txt"
+
+
+def book_and_truth() -> tuple[Path, Path]:
+    """The GeoTopo book and its hand-checked text from the corpus (``JOBSITE_CORPUS``);
+    exits with the reason where the corpus is absent."""
+    corpus = require_corpus()
+    return corpus / BOOK, corpus / TRUTH
 
 
 def raw_text(path: Path) -> str:
@@ -59,8 +66,9 @@ def best_of(run: Callable[[], object], times: int = 3) -> float:
 
 
 def measure() -> dict[str, float]:
-    truth = TRUTH.read_text(encoding="utf-8")
-    raw = raw_text(BOOK)
+    book, truth_path = book_and_truth()
+    truth = truth_path.read_text(encoding="utf-8")
+    raw = raw_text(book)
 
     def score(text: str) -> float:
         return round(fuzz.ratio(text, truth) / 100, 4)
@@ -68,15 +76,16 @@ def measure() -> dict[str, float]:
     return {
         "raw pypdfium2": score(raw),
         "raw, CRLF -> LF": score(raw.replace("\r\n", "\n").replace("\r", "\n")),
-        "ours": score(our_text(BOOK)),
-        "ours without header/footer blocks": score(our_text(BOOK, body_only=True)),
-        "raw seconds": best_of(lambda: raw_text(BOOK)),
-        "ours seconds": best_of(lambda: our_text(BOOK)),
+        "ours": score(our_text(book)),
+        "ours without header/footer blocks": score(our_text(book, body_only=True)),
+        "raw seconds": best_of(lambda: raw_text(book)),
+        "ours seconds": best_of(lambda: our_text(book)),
     }
 
 
 def main() -> None:
-    print(f"{BOOK.name} against {TRUTH.name}")
+    book, truth = book_and_truth()
+    print(f"{book.name} against {truth.name}")
     for name, value in measure().items():
         print(f"  {name:<36} {value}")
 
