@@ -161,7 +161,7 @@ def notify(job_id: Any, *, at: float | None = None, **fields: Any) -> None:
     moment = datetime.fromtimestamp(at, UTC) if at is not None else timezone.now()
     event = {"job_id": str(job_id), "timestamp": iso(moment), **fields}
     try:
-        body = json.dumps(event, default=str, separators=(",", ":"))
+        body = json.dumps(event, default=str, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:  # a weird value: watchers resync from the DB
         log.debug("Live update for job %s not published: %s", job_id, exc)
         return

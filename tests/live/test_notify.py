@@ -118,3 +118,13 @@ def test_a_value_json_has_no_type_for_goes_out_as_its_text(channel):
     [(seq, event)] = received(pubsub, job_id, 1)
     event.pop("timestamp")
     assert (seq, event) == (1, {"job_id": job_id, "status": "running", "odd": "odd value"})
+
+
+def test_nan_is_dropped_not_sent_as_a_token_browsers_cannot_parse(channel):
+    _, pubsub = channel
+    job_id = str(uuid.uuid4())
+    notify.notify(job_id, status="running", progress=float("nan"))
+    notify.notify(job_id, status="running", progress=2)
+    assert notify.flush()
+    [(seq, event)] = received(pubsub, job_id, 1)
+    assert (seq, event["progress"]) == (1, 2)
