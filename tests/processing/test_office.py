@@ -99,7 +99,9 @@ def test_docx_footnote_reference_leaves_the_text_clean(report_docx: Path) -> Non
 
 
 @pytest.mark.xfail(
-    strict=True, reason="docx.py does not read footnotes (word/footnotes.xml) yet: issue 14"
+    strict=True,
+    raises=AssertionError,
+    reason="docx.py does not read footnotes (word/footnotes.xml) yet: issue 14",
 )
 def test_docx_footnote_text_is_extracted(report_docx: Path) -> None:
     _, units = read_all(report_docx)

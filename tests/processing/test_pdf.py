@@ -223,10 +223,16 @@ def test_bad_file_fails_on_open_with_a_specific_error(
     assert time.monotonic() - started < 2
 
 
-def test_page_limit_names_count_and_limit(tmp_path: Path, corpus: Path) -> None:
+def test_page_limit_names_count_and_limit(tmp_path: Path) -> None:
     made = documents.pdf_blank_pages(tmp_path)
     with pytest.raises(DocumentError, match=r"^PDF has 2,001 pages; the limit is 2,000$"):
         pdf.read(made.path, Limits())
+    document = pdf.read(made.path, Limits(max_pages=2_001))  # at the limit: opens
+    assert document.unit_count == 2_001
+    document.units.close()
+
+
+def test_corpus_page_limit_names_count_and_limit(corpus: Path) -> None:
     with pytest.raises(DocumentError, match=r"20,000 pages; the limit is 2,000"):
         pdf.read(corpus / "bad" / "twenty-thousand-blank-pages.pdf", Limits())
 
