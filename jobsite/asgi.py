@@ -17,9 +17,14 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.core.wsgi import get_wsgi_application
 
+from jobsite.intake import received_in_full
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
 django_app = get_asgi_application()
-rest_app = WSGIMiddleware(get_wsgi_application(), workers=settings.JOBSITE_ASGI_THREADS)
+# A thread takes a request only once its body has arrived in full (jobsite/intake.py).
+rest_app = received_in_full(
+    WSGIMiddleware(get_wsgi_application(), workers=settings.JOBSITE_ASGI_THREADS)
+)
 
 from jobs.live.app import app as live_app  # noqa: E402  (needs Django set up first)
 from jobs.live.app import route  # noqa: E402

@@ -1,5 +1,8 @@
 """``python -m jobsite.serve``: the web process, the ASGI app under uvicorn, as ``make run``,
 the tests, the benchmarks and the compose file all start it (one place for its options).
+
+uvicorn runs with ``jobsite.protocol``'s HTTP protocol: connection caps, a deadline and a
+size cap for request heads. Bodies are read by ``jobsite.intake`` (in the app).
 """
 
 from __future__ import annotations
@@ -18,14 +21,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--access-log", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
+
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from jobsite.protocol import GuardedHttpToolsProtocol, raise_open_files_limit
+
+    raise_open_files_limit()  # before the connection cap is derived from it
     uvicorn.run(
         "jobsite.asgi:application",
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=GuardedHttpToolsProtocol,
         access_log=args.access_log,
         proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
+        # Idle kept-alive connections are closed after this; heads have their own deadline.
+        timeout_keep_alive=5,
+        # Let a restart finish what is in flight, but not wait on streams for ever.
+        timeout_graceful_shutdown=10,
     )
 
 

@@ -301,6 +301,23 @@ JOBSITE_DB_RETRY_SECONDS = env_float("JOBSITE_DB_RETRY_SECONDS", 60.0)
 JOBSITE_LIVE_URL = os.environ.get("JOBSITE_LIVE_URL", CELERY_BROKER_URL)
 # Threads per ASGI process for the REST API and the admin (jobsite/asgi.py).
 JOBSITE_ASGI_THREADS = env_int("JOBSITE_ASGI_THREADS", 4)
+
+# --- The web server's own limits (jobsite/protocol.py, jobsite/intake.py) ------------------
+# Open connections per web process (0: the open-files limit, less a reserve); past it, 503.
+JOBSITE_MAX_CONNECTIONS = env_int("JOBSITE_MAX_CONNECTIONS", 0)
+# Open connections from one client address (a trusted proxy's are not counted).
+JOBSITE_MAX_CONNECTIONS_PER_CLIENT = env_int("JOBSITE_MAX_CONNECTIONS_PER_CLIENT", 1000)
+# Seconds for a request's line and headers to arrive (after connecting, or after the last
+# response on a kept-alive connection); past it, 408 and closed.
+JOBSITE_HEADER_TIMEOUT = env_float("JOBSITE_HEADER_TIMEOUT", 10.0)
+# Bytes of request line and headers; past it, 431 and closed.
+JOBSITE_MAX_HEADER_BYTES = env_int("JOBSITE_MAX_HEADER_BYTES", 64 * 1024)
+# A request body must keep arriving: no gap longer than this (seconds)...
+JOBSITE_BODY_IDLE_TIMEOUT = env_float("JOBSITE_BODY_IDLE_TIMEOUT", 15.0)
+# ...and on average at least this many bytes per second after the first 10 seconds.
+JOBSITE_BODY_MIN_RATE = env_int("JOBSITE_BODY_MIN_RATE", 64 * 1024)
+# Proxies whose X-Forwarded-For/-Proto uvicorn believes (and the per-client limit exempts).
+FORWARDED_ALLOW_IPS = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # A comment line on idle SSE streams, so proxies and clients keep them open.
 JOBSITE_SSE_KEEPALIVE = env_float("JOBSITE_SSE_KEEPALIVE", 15.0)
 # Concurrent streams and long-polls per API key, per web process; past it, a 429.

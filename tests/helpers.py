@@ -96,7 +96,8 @@ class CeleryProcess:
 
 
 class WebServer:
-    """The ASGI app under uvicorn, as production runs it, on a free loopback port."""
+    """The web process as production runs it (``jobsite.serve``: the ASGI app under uvicorn
+    with the server's limits), on a free loopback port."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         from tests.plugin import free_port
@@ -109,13 +110,11 @@ class WebServer:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "jobsite.asgi:application",
+                "jobsite.serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
-                "--no-access-log",
             ],
             cwd=ROOT,
             env=env,
