@@ -9,12 +9,18 @@ swallow the message of a later one.
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
+import time
 import uuid
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import transaction
 
+from jobs.broker import bounded
 from jobsite.celery import app
 
 if TYPE_CHECKING:
@@ -40,12 +46,14 @@ def publish(
     priority: int,
     time_limit: int,
     countdown: float | None = None,
+    producer: Any = None,
 ) -> bool:
     """Send one ``jobs.run`` message; on broker trouble log and return False (the sweeper
     re-publishes from the row)."""
     try:
         app.send_task(
             RUN_TASK,
+            producer=producer,
             args=[str(job_id)],
             task_id=str(uuid.uuid4()),
             # What Flower and worker logs show as the task's name: the job's type.
@@ -62,7 +70,7 @@ def publish(
     return True
 
 
-def publish_job(job: Job, countdown: float | None = None) -> bool:
+def publish_job(job: Job, countdown: float | None = None, producer: Any = None) -> bool:
     return publish(
         job.pk,
         job_type=job.type,
@@ -70,9 +78,77 @@ def publish_job(job: Job, countdown: float | None = None) -> bool:
         priority=job.priority,
         time_limit=job.time_limit,
         countdown=countdown,
+        producer=producer,
     )
 
 
 def publish_on_commit(job: Job, countdown: float | None = None) -> None:
-    """Publish once the transaction that wrote the row commits, never before."""
-    transaction.on_commit(partial(publish_job, job, countdown))
+    """Publish once the transaction that wrote the row commits, never before; in a web
+    process, by its background publisher (``publish_in_background``)."""
+    if _in_background:
+        transaction.on_commit(partial(_background_publisher().submit, job, countdown))
+    else:
+        transaction.on_commit(partial(publish_job, job, countdown))
+
+
+class BackgroundPublisher(threading.Thread):
+    """Publishes for a web process, so no request waits on the broker.
+
+    A create answers once its row is committed; the message goes out from this thread, on
+    a connection of its own whose socket times out (``JOBSITE_BROKER_TIMEOUT``): a broker
+    that stalls (SIGSTOP, a full disk, a network partition) costs this thread a timeout per
+    message, never a request its thread. What cannot be sent (the broker is down, or more
+    than ``JOBSITE_PUBLISH_BACKLOG`` messages wait) is dropped with a warning: the row is
+    the truth and the sweeper publishes pending jobs whose message never arrived
+    (``jobs.maintenance.redispatch_lost_pending``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="jobsite-publisher", daemon=True)
+        self.backlog: queue.Queue[tuple[Job, float | None]] = queue.Queue(
+            maxsize=settings.JOBSITE_PUBLISH_BACKLOG
+        )
+        self.dropped = 0
+
+    def submit(self, job: Job, countdown: float | None = None) -> None:
+        try:
+            self.backlog.put_nowait((job, countdown))
+        except queue.Full:
+            self.dropped += 1
+            log.warning("Publish backlog full: job %s is left to the sweeper", job.pk)
+
+    def run(self) -> None:
+        while True:
+            with app.connection_for_write(transport_options=bounded()) as connection:
+                producer = connection.Producer()
+                try:
+                    while True:
+                        job, countdown = self.backlog.get()
+                        publish_job(job, countdown, producer=producer)
+                except Exception as exc:  # the connection itself broke: start a fresh one
+                    log.warning("Background publisher: %s; reconnecting", exc)
+                    time.sleep(0.5)
+
+
+_in_background = False
+_background: BackgroundPublisher | None = None
+_background_pid = 0
+_background_guard = threading.Lock()
+
+
+def publish_in_background() -> None:
+    """Make this process publish from a background thread (web processes call this)."""
+    global _in_background
+    _in_background = True
+
+
+def _background_publisher() -> BackgroundPublisher:
+    """This process's publisher thread, started on first use (after any fork)."""
+    global _background, _background_pid
+    with _background_guard:
+        alive = _background is not None and _background.is_alive()
+        if not alive or _background_pid != os.getpid():
+            _background = BackgroundPublisher()
+            _background_pid = os.getpid()
+            _background.start()
+        return _background

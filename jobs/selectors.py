@@ -12,8 +12,9 @@ from django.db import close_old_connections
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
+from jobs import broker
 from jobs.auth import InvalidApiKey, api_key_for, live_token_user
-from jobs.broker import queue_depths
+from jobs.broker import bounded, queue_depths
 from jobs.errors import NotFound
 from jobs.models import Job, JobEvent, JobStatus
 from jobs.queues import ALL_QUEUES
@@ -91,9 +92,13 @@ def active_workers() -> int | None:
         cached = None
     if cached is not None:
         return cached
+    if broker.down():
+        return None
     try:
-        replies = app.control.ping(timeout=0.5) or []
-    except Exception:
+        with app.connection_for_write(transport_options=bounded()) as connection:
+            replies = app.control.ping(timeout=0.5, connection=connection) or []
+    except Exception as exc:
+        broker.failed(exc)
         return None
     count = len(replies)
     with contextlib.suppress(Exception):

@@ -21,6 +21,12 @@ from jobsite.intake import received_in_full
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
 django_app = get_asgi_application()
+
+from jobs.publish import publish_in_background  # noqa: E402  (needs Django set up first)
+
+# A create answers once its row is committed; its message goes out from a thread of its
+# own, so a stalled broker never holds a request (jobs/publish.py).
+publish_in_background()
 # A thread takes a request only once its body has arrived in full (jobsite/intake.py).
 rest_app = received_in_full(
     WSGIMiddleware(get_wsgi_application(), workers=settings.JOBSITE_ASGI_THREADS)

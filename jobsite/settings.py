@@ -142,7 +142,8 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": CACHE_URL,
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        # Short: a stalled cache must not hold requests (callers treat a miss as a miss).
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
     }
 }
 
@@ -273,6 +274,12 @@ CELERY_DB_REUSE_MAX = env_int("JOBSITE_DB_REUSE_MAX", 1000)
 # How often a running job's worker proves it is alive, and how long silence means it died.
 JOBSITE_HEARTBEAT_INTERVAL = env_float("JOBSITE_HEARTBEAT_INTERVAL", 2.0)
 JOBSITE_HEARTBEAT_TIMEOUT = env_float("JOBSITE_HEARTBEAT_TIMEOUT", 30.0)
+# Seconds a broker socket of a web process (its background publisher, queue stats) waits
+# on a broker that stopped answering before it gives up.
+JOBSITE_BROKER_TIMEOUT = env_float("JOBSITE_BROKER_TIMEOUT", 1.0)
+# Messages waiting for a web process's background publisher (jobs/publish.py); past it, the
+# sweeper publishes them.
+JOBSITE_PUBLISH_BACKLOG = env_int("JOBSITE_PUBLISH_BACKLOG", 10_000)
 # A pending job whose message has not been consumed for this long is published again.
 JOBSITE_DISPATCH_AFTER = env_float("JOBSITE_DISPATCH_AFTER", 30.0)
 # A running job asked to cancel that does not reach a progress call in time is terminated.
