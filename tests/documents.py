@@ -9,6 +9,7 @@ fast (well under a second each, the zip bomb included) and small on disk.
 from __future__ import annotations
 
 import io
+import itertools
 import random
 import struct
 import wave
@@ -21,11 +22,13 @@ from pathlib import Path
 import docx as python_docx
 import pptx as python_pptx
 import pypdfium2 as pdfium
+from docx.document import Document as WordDocument
 from docx.opc.constants import CONTENT_TYPE as CT
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.opc.packuri import PackURI
 from docx.opc.part import Part
 from docx.oxml import parse_xml
+from docx.text.paragraph import Paragraph as WordParagraph
 from openpyxl import Workbook
 from PIL import Image, ImageDraw, ImageFont
 from pptx.chart.data import CategoryChartData
@@ -65,6 +68,7 @@ PDF_PAGES = 4
 
 
 def pdf_footer(number: int) -> str:
+    """The report's footer on page ``number``: the same words on every page but the number."""
     return f"Printed for the archive, page {number} of {PDF_PAGES}"
 
 
@@ -262,7 +266,7 @@ def docx_report(folder: Path) -> Sample:
     )
 
 
-def _add_footnote(document: python_docx.document.Document, paragraph, text: str) -> None:
+def _add_footnote(document: WordDocument, paragraph: WordParagraph, text: str) -> None:
     """python-docx has no footnote API: write the footnotes part as Word does (separator
     footnotes -1 and 0, then ours as 1) and reference it from the end of ``paragraph``."""
     footnotes = (
@@ -364,8 +368,9 @@ def _zip(members: list[tuple[str, bytes, int, int]]) -> bytes:
 
 def docx_billion_laughs(folder: Path) -> Sample:
     """A DOCX whose document part declares ten levels of nested entities (10^9 "lol"s)."""
+    names = ["lol", *(f"lol{n}" for n in range(1, 10))]
     entities = '<!ENTITY lol "lol">' + "".join(
-        f'<!ENTITY lol{n} "{("&lol%s;" % (n - 1 if n > 1 else "")) * 10}">' for n in range(1, 10)
+        f'<!ENTITY {name} "{f"&{previous};" * 10}">' for previous, name in itertools.pairwise(names)
     )
     document = (
         f'<?xml version="1.0"?><!DOCTYPE lolz [{entities}]>'
@@ -597,12 +602,14 @@ def html_article(folder: Path) -> Sample:
 
 
 def empty_pdf(folder: Path) -> Sample:
+    """Zero bytes named ``.pdf`` (the API refuses it before any job is made)."""
     path = folder / "empty.pdf"
     path.write_bytes(b"")
     return Sample(path, fails_with=("empty_file", "File is empty"))
 
 
 def png_named_pdf(folder: Path) -> Sample:
+    """A small PNG picture named ``.pdf``."""
     path = folder / "image-named.pdf"
     _picture(64, 48).save(path, format="PNG")
     return Sample(path, fails_with=("unsupported_type", "Unsupported file type: PNG image"))
