@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: install ## Run web, worker, beat and an embedded Valkey (PORT=8000); Ctrl-C stops all
+run: install ## Run web, worker, beat, Flower, Valkey (PORT=8000), restarting what dies; Ctrl-C stops all
 	$(PY) -m jobsite.embedded
 
 test: install ## Run the tests on the embedded default, then on PostgreSQL + Redis

