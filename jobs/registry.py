@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
 from jobs.errors import InvalidInput, UnknownJobType
@@ -28,6 +29,11 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_TIME_LIMIT = 600
 
 
+def default_memory_limit_mb() -> int:
+    """The per-job memory limit of a job type that names none (``JOBSITE_JOB_MEMORY_LIMIT_MB``)."""
+    return settings.JOBSITE_JOB_MEMORY_LIMIT_MB
+
+
 @dataclass(frozen=True)
 class JobType:
     name: str
@@ -38,8 +44,9 @@ class JobType:
     time_limit: int = DEFAULT_TIME_LIMIT
     accepts_file: bool = False
     check: Check | None = None
-    # Extra memory one attempt may allocate (MB, 0 = only the worker's own limit).
-    memory_limit_mb: int = 0
+    # Extra memory one attempt may allocate (MB; 0 = only the worker's own limit). On by
+    # default: a shared worker must not be one job's to exhaust.
+    memory_limit_mb: int = field(default_factory=default_memory_limit_mb)
     # Creatable through the REST API (Django task functions are enqueued from code only).
     public: bool = True
     description: str = ""
@@ -91,11 +98,12 @@ def register(
     time_limit: int = DEFAULT_TIME_LIMIT,
     accepts_file: bool = False,
     check: Check | None = None,
-    memory_limit_mb: int = 0,
+    memory_limit_mb: int | None = None,
     description: str = "",
     example: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a pipeline ``func(params, progress) -> result`` as a public job type."""
+    """Register a pipeline ``func(params, progress) -> result`` as a public job type
+    (``memory_limit_mb=None``: ``JOBSITE_JOB_MEMORY_LIMIT_MB``)."""
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         def run(raw: dict[str, Any], progress: Progress) -> Any:
@@ -112,7 +120,9 @@ def register(
                 time_limit=time_limit,
                 accepts_file=accepts_file,
                 check=check,
-                memory_limit_mb=memory_limit_mb,
+                memory_limit_mb=(
+                    default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb
+                ),
                 description=description or (func.__doc__ or "").strip().splitlines()[0],
                 example=example or {},
             )

@@ -298,6 +298,9 @@ JOBSITE_SWEEP_INTERVAL = env_float("JOBSITE_SWEEP_INTERVAL", 2.0)
 JOBSITE_RETENTION_DAYS = env_int("JOBSITE_RETENTION_DAYS", 30)
 # Each pool process's data limit: a job allocating past it fails `out_of_memory` (0: none).
 JOBSITE_WORKER_MEMORY_LIMIT_MB = env_int("JOBSITE_WORKER_MEMORY_LIMIT_MB", 0)
+# Memory one attempt may add to its pool process, for every job type that sets no limit of
+# its own; past it the job fails `out_of_memory` (0: none). Also echo's largest allocate_mb.
+JOBSITE_JOB_MEMORY_LIMIT_MB = env_int("JOBSITE_JOB_MEMORY_LIMIT_MB", 1024)
 # A pool process whose memory grew past this after a job is replaced (Celery's own check).
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = (
     env_int("JOBSITE_WORKER_MAX_MEMORY_PER_CHILD_MB", 0) * 1024 or None

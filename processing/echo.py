@@ -2,7 +2,8 @@
 
 Tests and benchmarks drive the whole lifecycle with it: ``duration_s`` and ``steps`` shape
 the progress, ``fail_times`` makes the first attempts fail (a retryable error), and
-``payload`` comes back as the result.
+``payload`` comes back as the result; ``allocate_mb`` holds memory, up to the job's memory
+limit (``JOBSITE_JOB_MEMORY_LIMIT_MB``), to exercise that limit.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobs.errors import JobError
-from jobs.registry import register
+from jobs.registry import default_memory_limit_mb, register
 from jobs.runtime import Progress
 from processing.models import EchoWrite
+
+# What one echo attempt may add to its worker: ``allocate_mb`` may ask for no more.
+MEMORY_LIMIT_MB = default_memory_limit_mb()
 
 
 class EchoParams(BaseModel):
@@ -29,7 +33,11 @@ class EchoParams(BaseModel):
         default=False, description="Also write the payload to the echo ledger (one row per run)."
     )
     allocate_mb: int = Field(
-        default=0, ge=0, le=65_536, description="Memory to allocate and hold while sleeping."
+        default=0,
+        ge=0,
+        le=MEMORY_LIMIT_MB,
+        description="Memory to allocate and hold while sleeping (MB, up to the job's memory "
+        "limit; near it, the job fails out_of_memory).",
     )
 
 
@@ -38,6 +46,7 @@ class EchoParams(BaseModel):
     params=EchoParams,
     max_retries=3,
     time_limit=3700,
+    memory_limit_mb=MEMORY_LIMIT_MB,
     example={"duration_s": 2, "steps": 4, "payload": {"hello": "world"}},
 )
 def echo(params: EchoParams, progress: Progress) -> Any:
