@@ -10,19 +10,27 @@ a user, and every job here belongs to one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import hmac
+import ipaddress
 import logging
+import math
 import secrets
 import string
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
 import redis
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
+from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -44,6 +52,20 @@ _LAST_USED_RESOLUTION = timedelta(minutes=5)
 class InvalidApiKey(JobsiteError):
     status = 401
     code = "authentication_failed"
+
+
+class TooManyFailures(JobsiteError):
+    """This address failed to authenticate too often: it may try again in ``retry_after``."""
+
+    status = 429
+    code = "throttled"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(
+            "Too many failed authentication attempts from this address; "
+            f"try again in {math.ceil(retry_after)} seconds."
+        )
+        self.retry_after = retry_after
 
 
 def hash_key(key: str) -> str:
@@ -123,17 +145,119 @@ def api_key_for(key: str) -> ApiKey:
     return api_key
 
 
+# --- failed authentication, counted per client address ----------------------------------
+
+
+def client_network(address: str | None) -> str:
+    """Whom failures count against: the client's address, or for IPv6 its /64 (what one
+    host is usually given, so rotating addresses within it does not start afresh)."""
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return address or "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(getattr(ip, "ipv4_mapped", None) or ip)
+
+
+# Monotonic time until which the counters' cache is taken for down (see _counters).
+_counters_down_until = 0.0
+
+
+def _counters() -> Any:
+    """The cache that counts failures (``CACHES["auth"]``: short timeouts), or None while
+    it is taken for down: a stalled cache must not hold every authenticated request, so
+    after one failure nothing is counted or refused for 5 s. A throttle is not worth an
+    outage."""
+    return None if time.monotonic() < _counters_down_until else caches["auth"]
+
+
+def _counters_failed(exc: Exception) -> None:
+    global _counters_down_until
+    _counters_down_until = time.monotonic() + 5
+    log.warning("Auth failure counters unavailable (%s); not counted for 5 s", exc)
+
+
+def _failure_keys(address: str | None) -> tuple[str, str]:
+    """The address's failure count, and when its first failure (its window) began."""
+    base = f"jobsite:auth-failures:{client_network(address)}"
+    return base, f"{base}:since"
+
+
+def auth_lockout(address: str | None) -> float | None:
+    """Seconds until ``address`` may authenticate again, or None: it may now (also while
+    the counters are unavailable)."""
+    limit = settings.JOBSITE_AUTH_FAILURE_LIMIT
+    if limit <= 0 or (cache := _counters()) is None:
+        return None
+    count_key, since_key = _failure_keys(address)
+    try:
+        found = cache.get_many([count_key, since_key])
+    except Exception as exc:
+        _counters_failed(exc)
+        return None
+    if found.get(count_key, 0) < limit:
+        return None
+    since = found.get(since_key, time.time())
+    return max(since + settings.JOBSITE_AUTH_FAILURE_WINDOW - time.time(), 1.0)
+
+
+def auth_failure_record(address: str | None) -> None:
+    """Count a failure; the first one opens a window of ``JOBSITE_AUTH_FAILURE_WINDOW``
+    seconds, and the count goes with it (atomic ``INCR``: parallel guesses all count)."""
+    if settings.JOBSITE_AUTH_FAILURE_LIMIT <= 0 or (cache := _counters()) is None:
+        return
+    count_key, since_key = _failure_keys(address)
+    window = settings.JOBSITE_AUTH_FAILURE_WINDOW
+    try:
+        if cache.add(count_key, 1, window):
+            cache.set(since_key, time.time(), window)
+        else:
+            cache.incr(count_key)
+    except ValueError:  # the window closed between add and incr
+        pass
+    except Exception as exc:
+        _counters_failed(exc)
+
+
+@contextlib.contextmanager
+def failure_guard(address: str | None) -> Iterator[None]:
+    """Around checking presented credentials (an API key, a live token): an address past
+    ``JOBSITE_AUTH_FAILURE_LIMIT`` failures this window gets ``TooManyFailures`` before
+    anything is checked (so it learns nothing about any key), and an ``InvalidApiKey``
+    inside counts one failure against it."""
+    wait = auth_lockout(address)
+    if wait is not None:
+        raise TooManyFailures(wait)
+    try:
+        yield
+    except InvalidApiKey:
+        auth_failure_record(address)
+        raise
+
+
+# The key that authenticated the current request (see ``live_principal``).
+_request_key: ContextVar[ApiKey | None] = ContextVar("jobsite_request_key", default=None)
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     """``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
 
     def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        _request_key.set(None)
         key = key_from_headers(request)
         if key is None:
             return None
         try:
-            api_key = api_key_for(key)
+            with failure_guard(request.META.get("REMOTE_ADDR")):
+                api_key = api_key_for(key)
+        except TooManyFailures as exc:
+            raise exceptions.Throttled(
+                wait=exc.retry_after, detail="Too many failed authentication attempts."
+            ) from None
         except InvalidApiKey as exc:
             raise exceptions.AuthenticationFailed(exc.message) from None
+        _request_key.set(api_key)
         return api_key.user, api_key
 
     def authenticate_header(self, request: Request) -> str:
@@ -197,21 +321,78 @@ class ApiKeyRateThrottle(BaseThrottle):
 
 
 # --- live-page links: a signed, job-scoped, read-only token -------------------------------
+#
+# A link is worth no more than what made it: the token names the API key that asked for it
+# (or, from a browser session, the user), and every use checks that the key is still active
+# and its user too. The job is in the signature's salt, not in the token.
 
 _LIVE_SALT = "jobsite.live"
 
 
-def live_token(job_id: Any, user_id: Any) -> str:
+def _live_signer(job_id: Any) -> signing.TimestampSigner:
+    return signing.TimestampSigner(salt=f"{_LIVE_SALT}:{job_id}")
+
+
+def live_principal(user_id: Any) -> str:
+    """Whom a link minted in this request answers to: the API key that authenticated the
+    request when it is ``user_id``'s (``key:<pk>``), else the user (``user:<pk>``)."""
+    api_key = _request_key.get()
+    if api_key is not None and api_key.user_id == user_id:
+        return f"key:{api_key.pk}"
+    return f"user:{user_id}"
+
+
+def live_token(job_id: Any, principal: str) -> str:
     """Lets a browser's EventSource (which cannot send headers) follow one job."""
-    return signing.dumps([str(job_id), user_id], salt=_LIVE_SALT, compress=True)
+    return _live_signer(job_id).sign(principal)
 
 
-def live_token_user(token: str, job_id: Any) -> Any:
-    """The user a token was minted for, if it is valid for this job; else None."""
+def live_token_holder(token: str, job_id: Any) -> tuple[Any, str]:
+    """The user behind a token valid for this job, and its principal (``key:<pk>`` or
+    ``user:<pk>``). ``InvalidApiKey`` if it is forged, expired or for another job, or if
+    its key was revoked or expired or its user deactivated since."""
     try:
-        token_job, user_id = signing.loads(
-            token, salt=_LIVE_SALT, max_age=settings.JOBSITE_LIVE_TOKEN_MAX_AGE
-        )
-    except (signing.BadSignature, ValueError, TypeError):
-        return None
-    return user_id if token_job == str(job_id) else None
+        principal = _live_signer(job_id).unsign(token, max_age=settings.JOBSITE_LIVE_TOKEN_MAX_AGE)
+    except signing.BadSignature:
+        raise InvalidApiKey("Invalid or expired live token") from None
+    kind, _, pk = principal.partition(":")
+    if kind == "key":
+        api_key = ApiKey.objects.select_related("user").filter(pk=pk).first()
+        if api_key is not None and api_key.is_active and api_key.user.is_active:
+            return api_key.user, principal
+    elif kind == "user":
+        user = get_user_model().objects.filter(pk=pk, is_active=True).first()
+        if user is not None:
+            return user, principal
+    raise InvalidApiKey("The live token's API key or user is no longer active")
+
+
+# --- the admin's login form: django-axes, on the same address and limits -----------------
+
+
+def axes_client_address(request: HttpRequest) -> str:
+    return client_network(request.META.get("REMOTE_ADDR"))
+
+
+def axes_failure_limit(request: HttpRequest, credentials: Any) -> int:
+    """Axes locks out at the failure that reaches its limit; the API at the attempt after
+    the limit. One more here, so both answer N failures as failures, then 429."""
+    return settings.JOBSITE_AUTH_FAILURE_LIMIT + 1
+
+
+def axes_cool_off(request: HttpRequest | None) -> timedelta:
+    return timedelta(seconds=settings.JOBSITE_AUTH_FAILURE_WINDOW)
+
+
+def axes_lockout_response(
+    request: HttpRequest, original_response: Any = None, credentials: Any = None
+) -> HttpResponse:
+    """A 429 with ``Retry-After`` (axes's own answer carries no ``Retry-After``)."""
+    wait = settings.JOBSITE_AUTH_FAILURE_WINDOW
+    return HttpResponse(
+        "Too many failed login attempts from this address; "
+        f"try again in {wait} seconds without a failed attempt.\n",
+        status=429,
+        content_type="text/plain; charset=utf-8",
+        headers={"Retry-After": str(wait)},
+    )

@@ -2,40 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from jobs.auth import live_token, live_token_user
+from jobs.auth import InvalidApiKey, TooManyFailures, failure_guard, live_token
 from jobs.errors import NotFound
 from jobs.live.app import state_of
 from jobs.models import Job
-from jobs.selectors import job_event_timeline, job_get
+from jobs.selectors import job_event_timeline, job_watchable, live_token_target
 
 
-def viewer_job(request: HttpRequest, job_id: str) -> tuple[Job, Any] | None:
-    """The job and who may watch it: its owner or staff (a session), or anyone holding a
-    live link minted for it (``?token=``). None means: log in first."""
+def viewer_job(request: HttpRequest, job_id: str) -> tuple[Job, str] | None:
+    """The job and whose view it is (``key:<pk>`` or ``user:<pk>``): anyone holding a live
+    link minted for it (``?token=``, checked at every use), or its owner or staff (a
+    session). None means: log in first."""
     token = request.GET.get("token")
     try:
         if token:
-            user_id = live_token_user(token, job_id)
-            if user_id is None:
-                raise NotFound("Invalid or expired link")
-            return Job.objects.get(pk=job_id), user_id
+            with failure_guard(request.META.get("REMOTE_ADDR")):
+                return live_token_target(token=token, job_id=job_id)
         if not request.user.is_authenticated:
             return None
-        if request.user.is_staff:
-            return Job.objects.get(pk=job_id), request.user.pk
-        return job_get(owner=request.user, job_id=job_id), request.user.pk
-    except (NotFound, Job.DoesNotExist, ValueError) as exc:
+        return job_watchable(user=request.user, job_id=job_id), f"user:{request.user.pk}"
+    except (InvalidApiKey, NotFound) as exc:
         raise Http404("Job not found") from exc
 
 
 def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
-    found = viewer_job(request, job_id)
+    try:
+        found = viewer_job(request, job_id)
+    except TooManyFailures as exc:
+        return HttpResponse(
+            exc.message,
+            status=429,
+            content_type="text/plain; charset=utf-8",
+            headers={"Retry-After": str(math.ceil(exc.retry_after))},
+        )
     if found is None:
         return redirect_to_login(request.get_full_path(), "admin:login")
     job, viewer = found

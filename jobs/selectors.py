@@ -13,7 +13,7 @@ from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
 from jobs import broker
-from jobs.auth import InvalidApiKey, api_key_for, live_token_user
+from jobs.auth import InvalidApiKey, api_key_for, failure_guard, live_token_holder
 from jobs.broker import bounded, queue_depths
 from jobs.errors import NotFound
 from jobs.models import Job, JobEvent, JobStatus
@@ -49,20 +49,37 @@ def task_job_get(*, job_type: str, job_id: Any) -> Job:
     return _job(job_id, type=job_type, owner=None)
 
 
-def live_target(*, key: str | None, token: str | None, job_id: str) -> tuple[Job, str]:
-    """The job a watcher may follow, and whose budget it counts against.
+def job_watchable(*, user: Any, job_id: Any) -> Job:
+    """A job ``user`` may watch live: their own, or any for staff; else NotFound."""
+    return _job(job_id) if user.is_staff else job_get(owner=user, job_id=job_id)
+
+
+def live_token_target(*, token: str, job_id: Any) -> tuple[Job, str]:
+    """The job a live link opens, and whose link it is (``key:<pk>`` or ``user:<pk>``):
+    a key's link sees what the key sees, while the key is active; a user's link (minted
+    for a browser session) what the user may watch, while the user is active."""
+    user, principal = live_token_holder(token, job_id)
+    if principal.startswith("key:"):
+        return job_get(owner=user, job_id=job_id), principal
+    return job_watchable(user=user, job_id=job_id), principal
+
+
+def live_target(
+    *, key: str | None, token: str | None, job_id: str, address: str | None = None
+) -> tuple[Job, str]:
+    """The job a watcher may follow, and whose budget it counts against. Failed keys and
+    tokens count against the client's ``address`` (``jobs.auth.failure_guard``).
 
     Runs in a pool thread; the connection goes back before the client starts waiting.
     """
     try:
         if key is not None:
-            api_key = api_key_for(key)
+            with failure_guard(address):
+                api_key = api_key_for(key)
             return job_get(owner=api_key.user, job_id=job_id), f"key:{api_key.pk}"
         if token is not None:
-            user_id = live_token_user(token, job_id)
-            if user_id is None:
-                raise InvalidApiKey("Invalid or expired live token")
-            return _job(job_id), f"user:{user_id}"
+            with failure_guard(address):
+                return live_token_target(token=token, job_id=job_id)
         raise InvalidApiKey("Authentication required: an API key or a live token")
     finally:
         close_old_connections()

@@ -338,6 +338,34 @@ JOBSITE_LIVE_TOKEN_MAX_AGE = env_int("JOBSITE_LIVE_TOKEN_MAX_AGE", 12 * 3600)
 JOBSITE_FLOWER_URL = os.environ.get("JOBSITE_FLOWER_URL", "")
 JOBSITE_IDEMPOTENCY_KEY_MAX = 255
 
+# --- Failed authentication (API keys, live links, the admin's login form) ---------------
+# After this many failures from one client address (IPv6: its /64) within a window of this
+# many seconds, the address is answered 429 with Retry-After until the window ends (0: off).
+JOBSITE_AUTH_FAILURE_LIMIT = env_int("JOBSITE_AUTH_FAILURE_LIMIT", 20)
+JOBSITE_AUTH_FAILURE_WINDOW = env_int("JOBSITE_AUTH_FAILURE_WINDOW", 300)
+# Their counters: the same Redis as the cache, with short timeouts (every keyed request
+# reads them; a stalled Redis must not hold it for long).
+CACHES["auth"] = {
+    **CACHES["default"],
+    "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+}
+# The admin's login form goes through django-axes (https://django-axes.readthedocs.io/),
+# counting in the cache by the same address and limits; its middleware must come last.
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = JOBSITE_AUTH_FAILURE_LIMIT > 0
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_CLIENT_IP_CALLABLE = "jobs.auth.axes_client_address"
+AXES_FAILURE_LIMIT = "jobs.auth.axes_failure_limit"
+AXES_COOLOFF_TIME = "jobs.auth.axes_cool_off"
+AXES_LOCKOUT_CALLABLE = "jobs.auth.axes_lockout_response"
+AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows to list there
+
 # --- Documents ------------------------------------------------------------------------------
 # A PDF with more pages than this fails at once, before any page is read.
 JOBSITE_DOC_MAX_PAGES = env_int("JOBSITE_DOC_MAX_PAGES", 2000)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import re
 from collections import Counter
@@ -21,6 +22,8 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest
 
 from jobs import auth, selectors
 from jobs.api.errors import error_body
@@ -44,6 +47,8 @@ ROUTES: list[tuple[re.Pattern[str], str]] = [
 
 # Watchers per principal in this process (the per-key limit).
 _open: Counter[str] = Counter()
+# Where Django reports a disallowed Host.
+_security_log = logging.getLogger("django.security.DisallowedHost")
 
 
 def route(path: str) -> tuple[str, str] | None:
@@ -79,6 +84,23 @@ def _header(scope: Scope, name: bytes) -> str:
         if key == name:
             return value.decode("latin-1")
     return ""
+
+
+def _host_allowed(scope: Scope) -> bool:
+    """Django's own ``ALLOWED_HOSTS`` check (``HttpRequest.get_host``, with its
+    ``X-Forwarded-Host`` and ``DEBUG`` rules): this app answers before Django would."""
+    request = HttpRequest()
+    server_name, server_port = scope.get("server") or ("", "")
+    request.META = {"SERVER_NAME": server_name, "SERVER_PORT": str(server_port or "")}
+    for name, meta in ((b"host", "HTTP_HOST"), (b"x-forwarded-host", "HTTP_X_FORWARDED_HOST")):
+        if value := _header(scope, name):
+            request.META[meta] = value
+    try:
+        request.get_host()
+    except DisallowedHost as exc:
+        _security_log.error("%s", exc)
+        return False
+    return True
 
 
 def _number(query: dict[str, str], name: str, default: float | None, low: float, high: float):
@@ -138,6 +160,9 @@ class Client:
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     kind, job_id = route(scope["path"]) or ("", "")
+    if not _host_allowed(scope):  # as Django answers a disallowed Host on an API path
+        await _json(send, 400, error_body("bad_request", "Bad request"))
+        return
     if scope.get("method") not in ("GET", "HEAD"):
         await _json(send, 405, error_body("method_not_allowed", "Only GET is allowed"))
         return
@@ -153,7 +178,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         seq = await live.current_seq(job_id)
         try:
             job, principal = await sync_to_async(selectors.live_target, thread_sensitive=False)(
-                key=key, token=token, job_id=job_id
+                key=key, token=token, job_id=job_id, address=(scope.get("client") or ("",))[0]
             )
             if kind == "poll":
                 timeout = _number(query, "timeout", 30, 1, 300)
@@ -166,7 +191,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                     )
                 progress = _number(query, "current_progress", None, 0, 100)
         except JobsiteError as exc:
-            await _json(send, exc.status, error_body(exc.code, exc.message, exc.details))
+            wait = getattr(exc, "retry_after", None)
+            headers = [(b"retry-after", str(math.ceil(wait)).encode())] if wait else []
+            await _json(send, exc.status, error_body(exc.code, exc.message, exc.details), headers)
             return
         if _open[principal] >= settings.JOBSITE_MAX_WATCHERS_PER_KEY:
             await _json(
