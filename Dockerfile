@@ -105,4 +105,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["jobsite-http-check", "http://127.0.0.1:8000/api/schema/"]
 
-CMD ["uvicorn", "jobsite.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+CMD ["python", "-m", "jobsite.serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

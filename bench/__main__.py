@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FULL = [
     ["bench.throughput"],
     ["bench.api"],
+    ["bench.slow_clients"],
     ["bench.latency"],
     ["bench.watchers"],
     ["bench.growth"],
@@ -27,7 +28,8 @@ FULL = [
 ]
 QUICK = [
     ["bench.throughput", "--jobs", "2000", "--rounds", "1"],
-    ["bench.api", "--rates", "100", "300", "--seconds", "5"],
+    ["bench.api", "--seconds", "3"],
+    ["bench.slow_clients", "--seconds", "5"],
     ["bench.latency", "--jobs", "200"],
     ["bench.watchers", "--streams", "1000", "--polls", "100", "--jobs", "20", "--seconds", "5"],
     ["bench.growth", "--sizes", "10000", "100000", "--jobs", "1000", "--seconds", "5"],

@@ -159,6 +159,32 @@ class Setup:
         wait_port(port)
         return proc
 
+    def jobsite(
+        self, name: str, port: int, workers: int = 1, app: str | None = None, **env: str
+    ) -> subprocess.Popen:
+        """The web process as production runs it (``python -m jobsite.serve``: uvicorn with
+        the server's limits); ``app`` serves another ASGI app the same way."""
+        proc = self.spawn(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "jobsite.serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--backlog",
+                "8192",
+                *(["--app", app] if app else []),
+            ],
+            **env,
+        )
+        wait_port(port)
+        return proc
+
     def gunicorn(self, name: str, port: int, workers: int = 2, **env: str) -> subprocess.Popen:
         """The REST API under gunicorn's threaded workers (4 threads each), on ``port``,
         keeping database connections between requests (a new one costs ~2 ms)."""

@@ -92,7 +92,7 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> None:
         time.sleep(0.2)
     rest, streams = free_port(), free_port()
     setup.gunicorn("rest", rest)
-    setup.uvicorn("streams", "jobsite.asgi:application", streams, DB_POOL="1")
+    setup.jobsite("streams", streams, DB_POOL="1")
     counter = redis.Redis.from_url(counter_url)
     jobsite_starts(f"http://127.0.0.1:{rest}", key, 20, args.gap)  # warm up
     celery_starts(counter, 20, args.gap)
@@ -126,7 +126,8 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> None:
         "3. Latency (targets: enqueue -> start p50 < 10 ms; progress -> SSE p50 < 50 ms)",
         "python -m bench.latency",
         f"{setup.label}; {args.jobs:,} sequential jobs, {args.gap * 1000:.0f} ms apart; "
-        "REST under gunicorn, streams under uvicorn, one prefork worker (2 processes).\n\n"
+        "REST under gunicorn, streams under jobsite.serve (uvicorn), one prefork worker "
+        "(2 processes).\n\n"
         + report.table(rows),
     )
 

@@ -308,9 +308,7 @@ async def run(setup: Setup, args: argparse.Namespace) -> dict[str, Any]:
         proc.terminate()
         await sync_to_async(Job.objects.update)(status=JobStatus.RUNNING)
     port = free_port()
-    web = setup.uvicorn(
-        "web", "jobsite.asgi:application", port, JOBSITE_MAX_WATCHERS_PER_KEY="1000000", DB_POOL="1"
-    )
+    web = setup.jobsite("web", port, JOBSITE_MAX_WATCHERS_PER_KEY="1000000", DB_POOL="1")
     rows.append(
         await hold(
             "Jobsite (Django + DRF auth)",

@@ -42,14 +42,14 @@ class Limits:
     max_connections_per_client: int
     header_timeout: float
     max_header_bytes: int
-    trusted: frozenset[str]
+    trusted: frozenset[str]  # "*": every peer is a proxy (one that limits per client)
 
     @classmethod
     def from_settings(cls) -> Limits:
         trusted = {
             address.strip()
             for address in settings.FORWARDED_ALLOW_IPS.split(",")
-            if address.strip() and address.strip() != "*"
+            if address.strip()
         }
         return cls(
             max_connections=settings.JOBSITE_MAX_CONNECTIONS or default_max_connections(),
@@ -117,7 +117,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.connections) > limits.max_connections:
             self._refuse(REFUSED_BUSY, "connections for this process", limits.max_connections)
             return
-        if host and host not in limits.trusted:
+        if host and host not in limits.trusted and "*" not in limits.trusted:
             if self.per_client[host] >= limits.max_connections_per_client:
                 self._refuse(
                     REFUSED_BUSY, f"connections from {host}", limits.max_connections_per_client
