@@ -283,6 +283,7 @@ class ApiKeyRateThrottle(BaseThrottle):
     scope = "api_key"
     THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
     _client: redis.Redis | None = None
+    _down_until = 0.0  # monotonic time until which the store is taken for down
 
     def __init__(self) -> None:
         self.retry_after: float | None = None
@@ -291,7 +292,7 @@ class ApiKeyRateThrottle(BaseThrottle):
     def client(cls) -> redis.Redis:
         if cls._client is None:
             cls._client = redis.Redis.from_url(
-                settings.CACHE_URL, socket_timeout=0.5, socket_connect_timeout=0.5
+                settings.CACHE_URL, socket_timeout=0.25, socket_connect_timeout=0.25
             )
         return cls._client
 
@@ -306,10 +307,13 @@ class ApiKeyRateThrottle(BaseThrottle):
         allowed, period = SimpleRateThrottle.parse_rate(None, self.THROTTLE_RATES[self.scope])
         now = time.time()
         key = f"jobsite:throttle:{self.ident(request)}:{int(now // period)}"
+        if time.monotonic() < ApiKeyRateThrottle._down_until:
+            return True  # the store failed a moment ago: no request waits on it meanwhile
         try:
             count, _ = self.client().pipeline().incr(key).expire(key, period + 1).execute()
         except redis.RedisError as exc:
-            log.warning("Throttle store unavailable (%s); request allowed", exc)
+            log.warning("Throttle store unavailable (%s); requests allowed for 5 s", exc)
+            ApiKeyRateThrottle._down_until = time.monotonic() + 5
             return True
         if count <= allowed:
             return True

@@ -37,6 +37,7 @@ from jobs.errors import (
     InvalidInput,
     JobCancelled,
     JobError,
+    PayloadTooLarge,
 )
 from jobs.live.notify import live_fields, notify
 from jobs.models import ApiKey, Job, JobEvent, JobStatus
@@ -190,6 +191,7 @@ def job_create(
             details={"file": ["not accepted by this job type"]},
         )
     clean = jtype.validate(_with_upload_name(jtype, params, input_file))
+    _check_params_size(clean)
     if jtype.check is not None:
         jtype.check(owner, clean, input_file is not None)
     if idempotency_key and (found := _idempotent_match(owner, idempotency_key, fingerprint)):
@@ -235,6 +237,21 @@ def job_create(
     if not scheduled:
         publish_on_commit(job)
     return job, True
+
+
+def _check_params_size(params: Any) -> None:
+    """A job's params are read on every claim and with every single-job response: they
+    are its instructions, not its data (a file or a URL carries the data)."""
+    text = json.dumps(params, ensure_ascii=False, separators=(",", ":"))
+    size = len(text.encode("utf-8", "surrogatepass"))  # a size, whatever the text holds
+    limit = settings.JOBSITE_MAX_PARAMS_BYTES
+    if size > limit:
+        raise PayloadTooLarge(
+            f"params are {size} bytes as JSON; at most {limit} (JOBSITE_MAX_PARAMS_BYTES) are "
+            "accepted: send large inputs as a file upload or a file_url",
+            code="params_too_large",
+            details={"params": [f"{size} bytes, over the limit of {limit}"]},
+        )
 
 
 # --- the worker's side --------------------------------------------------------------------
@@ -387,12 +404,25 @@ def job_note(job_id: Any, *, actor: str, message: str, attempt: int = 0, data: A
 @outlasts_db_blips
 def job_complete(job_id: Any, *, task_id: str, attempt: int, result: Any) -> bool:
     try:
-        json.dumps(result, allow_nan=False)
+        text = json.dumps(result, allow_nan=False, ensure_ascii=False)
+        size = len(text.encode("utf-8", "surrogatepass"))
     except (TypeError, ValueError) as exc:
         return job_attempt_failed(
             job_id,
             task_id=task_id,
             exc=JobError(f"The job's result is not JSON: {exc}", code="result_not_serializable"),
+        )
+    if size > settings.JOBSITE_MAX_RESULT_BYTES:
+        # Every read of the job carries its result: a result this large would make each one
+        # that big. Its outputs belong where they can be paged (memories, files).
+        limit = settings.JOBSITE_MAX_RESULT_BYTES
+        message = (
+            f"The job's result is {size} bytes as JSON; results are limited to {limit} "
+            "(JOBSITE_MAX_RESULT_BYTES): return a summary, and store large outputs as "
+            "memories or files"
+        )
+        return job_attempt_failed(
+            job_id, task_id=task_id, exc=JobError(message, code="result_too_large")
         )
     now = timezone.now()
     if connection.vendor == "postgresql":

@@ -171,6 +171,14 @@ WHITENOISE_USE_FINDERS = True
 # --- Request limits ---------------------------------------------------------------------
 # A JSON body larger than this is a 413 before it is read.
 JOBSITE_MAX_JSON_BYTES = env_int("JOBSITE_MAX_JSON_BYTES", 1 * 1024 * 1024)
+# JSON (a body, or a form field holding JSON) nested deeper than this is a 400.
+JOBSITE_MAX_JSON_DEPTH = env_int("JOBSITE_MAX_JSON_DEPTH", 64)
+# A job's params (as JSON) larger than this are a 413 at create: they are instructions, and
+# every claim and single-job read carries them. Large inputs come as a file or a file_url.
+JOBSITE_MAX_PARAMS_BYTES = env_int("JOBSITE_MAX_PARAMS_BYTES", 64 * 1024)
+# A result (as JSON) larger than this fails the job (result_too_large): every read of the
+# job carries it. Large outputs belong in memories or files.
+JOBSITE_MAX_RESULT_BYTES = env_int("JOBSITE_MAX_RESULT_BYTES", 1024 * 1024)
 # An uploaded file larger than this is a 413; the upload streams to disk, never to memory.
 JOBSITE_MAX_UPLOAD_BYTES = env_int("JOBSITE_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = JOBSITE_MAX_JSON_BYTES
@@ -188,11 +196,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's, refusing unstorable text, JSON nested too deep and repeated form fields.
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
+        "jobs.api.parsers.JSONParser",
+        "jobs.api.parsers.MultiPartParser",
     ],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's, escaping a lone surrogate in a row stored before the parsers refused them.
+    "DEFAULT_RENDERER_CLASSES": ["jobs.api.renderers.JSONRenderer"],
     # jobs.timestamps.FORMAT: one timestamp shape in every response and live event.
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "DEFAULT_THROTTLE_CLASSES": ["jobs.auth.ApiKeyRateThrottle"],

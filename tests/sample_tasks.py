@@ -67,3 +67,9 @@ async def flaky_twice(key: str):
     if attempt <= 2:
         raise RuntimeError(f"attempt {attempt} failed on purpose")
     return {"key": key, "attempt": attempt}
+
+
+@task
+def big_result(size: int) -> str:
+    """A result larger than JOBSITE_MAX_RESULT_BYTES fails the job, not the readers."""
+    return "x" * size

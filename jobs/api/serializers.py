@@ -84,6 +84,8 @@ class JobErrorSerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
+    # Fields left out (JobSummarySerializer): never read from the row.
+    omits: tuple[str, ...] = ()
     job_id = serializers.UUIDField(source="id", read_only=True)
     error = serializers.SerializerMethodField(
         help_text="Set once the job has failed for good (status failed), else null."
@@ -171,14 +173,14 @@ class JobSerializer(serializers.ModelSerializer):
         job_id = str(job.pk)
         errors = error_fields(job.status, job.error_code, job.error_message)
         failed = errors.get("error")
-        return {
+        data = {
             "job_id": job_id,
             "id": job_id,
             "type": job.type,
             "status": job.status,
             "progress": job.progress,
             "current_step": job.current_step,
-            "result": job.result,
+            "result": None if "result" in self.omits else job.result,
             "error": failed,
             "error_message": failed["message"] if failed else None,
             "last_error": errors.get("last_error"),
@@ -189,7 +191,7 @@ class JobSerializer(serializers.ModelSerializer):
             "attempts": job.attempts,
             "max_retries": job.max_retries,
             "duration": job.duration,
-            "params": job.params,
+            "params": None if "params" in self.omits else job.params,
             "priority": job.priority,
             "queue": job.queue,
             "run_at": iso(job.run_at),
@@ -199,6 +201,25 @@ class JobSerializer(serializers.ModelSerializer):
             "has_file": self.get_has_file(job),
             "status_page": self.get_status_page(job),
         }
+        for name in self.omits:
+            del data[name]
+        return data
+
+
+# What a list leaves out of each job, and the columns it does not even read.
+SUMMARY_OMITS = ("params", "result")
+SUMMARY_DEFERS = (*SUMMARY_OMITS, "error_traceback")
+
+
+class JobSummarySerializer(JobSerializer):
+    """A job in a list: everything but its ``params`` and ``result``, so a page's size does
+    not depend on what its jobs carry (a single-job GET has them)."""
+
+    class Meta(JobSerializer.Meta):
+        fields = [name for name in JobSerializer.Meta.fields if name not in SUMMARY_OMITS]
+        read_only_fields = fields
+
+    omits = SUMMARY_OMITS
 
 
 class JobActionSerializer(serializers.Serializer):
@@ -235,11 +256,11 @@ class JobTypeSerializer(serializers.Serializer):
 
 
 class JobPageSerializer(serializers.Serializer):
-    """A cursor page of jobs."""
+    """A cursor page of jobs, without their params and results."""
 
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
-    results = JobSerializer(many=True)
+    results = JobSummarySerializer(many=True)
 
 
 class JobEventPageSerializer(serializers.Serializer):

@@ -20,12 +20,14 @@ from jobs import registry, selectors, services
 from jobs.api.errors import error_response
 from jobs.api.filters import JobFilter, NewestFirst, OldestFirst
 from jobs.api.serializers import (
+    SUMMARY_DEFERS,
     JobActionSerializer,
     JobCreateSerializer,
     JobEventPageSerializer,
     JobEventSerializer,
     JobPageSerializer,
     JobSerializer,
+    JobSummarySerializer,
     JobTypeSerializer,
 )
 from jobs.auth import actor_for
@@ -60,12 +62,13 @@ class JobListCreateApi(APIView):
         responses=JobPageSerializer,
     )
     def get(self, request: Request) -> Response:
-        filterset = JobFilter(request.query_params, queryset=selectors.job_list(owner=request.user))
+        jobs = selectors.job_list(owner=request.user).defer(*SUMMARY_DEFERS)
+        filterset = JobFilter(request.query_params, queryset=jobs)
         if not filterset.is_valid():
             raise exceptions.ValidationError(filterset.errors)
         paginator = NewestFirst()
         page = paginator.paginate_queryset(filterset.qs, request, view=self)
-        return paginator.get_paginated_response(JobSerializer(page, many=True).data)
+        return paginator.get_paginated_response(JobSummarySerializer(page, many=True).data)
 
     @extend_schema(
         operation_id="jobs_create",
