@@ -99,9 +99,13 @@ def terminal_of_our_own() -> Iterator[None]:
             return
         os.setpgid(0, 0)
         _set_foreground(tty, os.getpgrp())
+        # Ctrl-Z would stop the launcher behind the shell's back (its job is make): caught and
+        # dropped (a handler, not SIG_IGN, so that the children do not inherit it).
+        suspend = signal.signal(signal.SIGTSTP, lambda signum, frame: None)
         try:
             yield
         finally:
+            signal.signal(signal.SIGTSTP, suspend)
             _set_foreground(tty, group)
     finally:
         os.close(tty)
