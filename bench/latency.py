@@ -127,8 +127,7 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> None:
         "python -m bench.latency",
         f"{setup.label}; {args.jobs:,} sequential jobs, {args.gap * 1000:.0f} ms apart; "
         "REST under gunicorn, streams under jobsite.serve (uvicorn), one prefork worker "
-        "(2 processes).\n\n"
-        + report.table(rows),
+        "(2 processes).\n\n" + report.table(rows),
     )
 
 
