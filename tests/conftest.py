@@ -101,6 +101,17 @@ def live(platform: Processes, transactional_db) -> Processes:
 
 
 @pytest.fixture(scope="session")
+def documents_worker(platform: Processes):
+    """A worker on the documents queue that may fetch from this machine's loopback."""
+    return platform.worker(
+        queues=[Queue.DOCUMENTS],
+        concurrency=2,
+        name="documents",
+        JOBSITE_FETCH_ALLOW_HOSTS="127.0.0.1",
+    )
+
+
+@pytest.fixture(scope="session")
 def web_server(platform: Processes):
     """One uvicorn process for the session (a low watcher limit, to test it)."""
     return platform.web(JOBSITE_MAX_WATCHERS_PER_KEY="250")

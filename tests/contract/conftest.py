@@ -27,11 +27,3 @@ def client_of(web, api, monkeypatch):
         return response.json()["job_id"]
 
     return create
-
-
-@pytest.fixture(scope="session")
-def contract_documents_worker(platform):
-    """A worker on the documents queue, for Hebbrix's document-processing job."""
-    from jobs.queues import Queue
-
-    return platform.worker(queues=[Queue.DOCUMENTS], concurrency=1, name="contract-documents")

@@ -32,7 +32,7 @@ def upload(path: Path, collection_id: str) -> str:
 
 
 @pytest.fixture
-def collection_id(client_of, contract_documents_worker) -> str:
+def collection_id(client_of, documents_worker) -> str:
     response = requests.post(
         f"{clients.BASE}/api/v1/collections/",
         json={"name": "hebbrix"},

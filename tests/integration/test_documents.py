@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from jobs import maintenance
 from jobs.models import Job, JobStatus
-from jobs.queues import Queue
 from processing.models import Memory
 from tests import documents
 from tests.helpers import wait_for, wait_status
@@ -27,17 +26,6 @@ from tests.helpers import wait_for, wait_status
 S = JobStatus
 GEOTOPO = "pdf/GeoTopo-komprimiert.pdf"
 pytestmark = [pytest.mark.worker]
-
-
-@pytest.fixture(scope="session")
-def documents_worker(platform):
-    """A worker on the documents queue that may fetch from this machine's loopback."""
-    return platform.worker(
-        queues=[Queue.DOCUMENTS],
-        concurrency=2,
-        name="documents",
-        JOBSITE_FETCH_ALLOW_HOSTS="127.0.0.1",
-    )
 
 
 @pytest.fixture
