@@ -192,13 +192,12 @@ def auth_lockout(address: str | None) -> float | None:
         return None
     count_key, since_key = _failure_keys(address)
     try:
-        found = cache.get_many([count_key, since_key])
+        if cache.get(count_key, 0) < limit:  # the one read a valid key pays
+            return None
+        since = cache.get(since_key) or time.time()
     except Exception as exc:
         _counters_failed(exc)
         return None
-    if found.get(count_key, 0) < limit:
-        return None
-    since = found.get(since_key, time.time())
     return max(since + settings.JOBSITE_AUTH_FAILURE_WINDOW - time.time(), 1.0)
 
 
