@@ -3,6 +3,8 @@ needed: chunked and lying requests are cut off too)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
@@ -10,9 +12,12 @@ from jobs.errors import PayloadTooLarge
 
 
 class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
-    def new_file(self, *args, **kwargs) -> None:
+    """One handler per request: the limit is on all of its file parts together, so extra
+    parts (refused later, by the parser) cannot each write a limit's worth to disk."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.received = 0
-        super().new_file(*args, **kwargs)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
         self.received += len(raw_data)
