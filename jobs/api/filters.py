@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
@@ -55,6 +56,10 @@ class JobFilter(django_filters.FilterSet):
         fields = ["status", "type", "created_after", "created_before"]
 
 
+def _invalid_cursor() -> exceptions.ValidationError:
+    return exceptions.ValidationError({"cursor": ["invalid cursor"]})
+
+
 class NewestFirst(CursorPagination):
     """Stable under inserts, and no COUNT(*) on a table of millions."""
 
@@ -63,11 +68,35 @@ class NewestFirst(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 500
 
+    def paginate_queryset(self, queryset, request, view=None):
+        self._position_field = queryset.model._meta.get_field(self.ordering[0].lstrip("-"))
+        return super().paginate_queryset(queryset, request, view)
+
     def decode_cursor(self, request):
+        """A cursor is the client's text: DRF checks its offset, but puts its position
+        (``p``) into the query as it is (a 500 on ``p=zzz``). It must be a value of the
+        ordering column, and a datetime goes in as UTC (see ``UtcIsoDateTimeField``)."""
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except exceptions.NotFound:
-            raise exceptions.ValidationError({"cursor": ["invalid cursor"]}) from None
+            raise _invalid_cursor() from None
+        if cursor is None or cursor.position is None:
+            return cursor
+        field = self._position_field
+        try:
+            value = field.to_python(cursor.position)
+            field.run_validators(value)
+            if isinstance(value, datetime):
+                if timezone.is_naive(value):
+                    value = timezone.make_aware(value, UTC)
+                value = value.astimezone(UTC)
+        except (ValidationError, ValueError, TypeError, OverflowError):
+            raise _invalid_cursor() from None
+        if value is None:
+            raise _invalid_cursor()
+        return cursor._replace(
+            position=value.isoformat() if isinstance(value, datetime) else str(value)
+        )
 
 
 class OldestFirst(NewestFirst):
