@@ -27,6 +27,7 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.formats import number_format
 from django.utils.functional import cached_property
@@ -149,6 +150,50 @@ def job_id_from(term: str) -> uuid.UUID | None:
         return None
 
 
+class EscapingTemplateResponse(TemplateResponse):
+    """A page that shows a lone surrogate (in a JSON value stored before the API refused
+    them) sends it as its ``\\udXXX`` escape, instead of failing in UTF-8's encoder."""
+
+    def make_bytes(self, value: Any) -> bytes:
+        if isinstance(value, str):
+            return value.encode(self.charset, "backslashreplace")
+        return super().make_bytes(value)
+
+
+class TextSafeAdmin(admin.ModelAdmin):
+    """Pages that never fail on what a row holds. The admin makes its TemplateResponses
+    itself; the class of each one is swapped before it is rendered (the only hook that
+    covers every field, widget and title the admin draws)."""
+
+    @staticmethod
+    def _escaping(response: HttpResponse) -> HttpResponse:
+        if type(response) is TemplateResponse and not response.is_rendered:
+            response.__class__ = EscapingTemplateResponse
+        return response
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return self._escaping(super().changelist_view(request, extra_context))
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        return self._escaping(super().changeform_view(request, object_id, form_url, extra_context))
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        return self._escaping(super().delete_view(request, object_id, extra_context))
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        return self._escaping(super().history_view(request, object_id, extra_context))
+
+
 # --- steering: one path for the bulk actions and the per-job buttons ----------------------
 
 
@@ -190,7 +235,7 @@ def actor_of(request: HttpRequest) -> str:
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(TextSafeAdmin):
     """Jobs are created through the API and changed only by services: view, steer, delete."""
 
     list_display = (
@@ -499,7 +544,7 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobEvent)
-class JobEventAdmin(admin.ModelAdmin):
+class JobEventAdmin(TextSafeAdmin):
     """The append-only event log, read-only. Delete stays permitted only so that deleting a
     job (which cascades to its events) is not refused; the UI offers no event delete."""
 
@@ -593,7 +638,7 @@ class RevokedFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(TextSafeAdmin):
     """Keys are made by ``api_key_create`` (the plain key is shown once, in a message) and
     revoked by ``api_key_revoke``; the hash is never shown, prefix and hash never edited."""
 

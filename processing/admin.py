@@ -3,14 +3,35 @@ importance. Text, positions and hashes are what a job wrote: read-only here."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 
+from jobs.admin import TextSafeAdmin
+from jobs.api.parsers import check_json
+from jobs.errors import InvalidInput
 from processing import services
 from processing.models import Collection, Memory
 
 
+class MemoryForm(forms.ModelForm):
+    """Tags and metadata pass the API's rule for JSON (``check_json``): an operator can no
+    more store a lone surrogate than a client can."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in ("tags", "metadata"):
+            if name in cleaned:
+                try:
+                    check_json(cleaned[name], name=name)
+                except InvalidInput as exc:
+                    self.add_error(name, exc.message)
+        return cleaned
+
+
 @admin.register(Collection)
-class CollectionAdmin(admin.ModelAdmin):
+class CollectionAdmin(TextSafeAdmin):
     list_display = ("name", "owner", "chunk_size", "chunk_overlap", "created_at")
     list_select_related = ("owner",)
     search_fields = ("name", "owner__username")
@@ -19,7 +40,8 @@ class CollectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Memory)
-class MemoryAdmin(admin.ModelAdmin):
+class MemoryAdmin(TextSafeAdmin):
+    form = MemoryForm
     list_display = ("id", "source", "page", "chunk_index", "collection", "importance", "created_at")
     list_select_related = ("collection",)
     # Sorting and filtering on indexed columns only: the table holds millions of rows.
