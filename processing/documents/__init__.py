@@ -8,6 +8,7 @@ same ``Document`` of lazily read ``Unit``s (``base``).
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 from processing.documents.archive import check_zip
@@ -28,6 +29,11 @@ _READERS = {
     "text": "processing.documents.text",
 }
 _ZIP_FORMATS = frozenset({"docx", "pptx", "xlsx", "odt", "epub"})
+# Parts a reader streams rather than parsing whole, so their size is not a part's limit:
+# openpyxl's read-only mode iterparses sheets and shared strings. By name (the names
+# openpyxl writes and finds): a file that gives another part such a name is parsed whole
+# and meets the job's memory limit instead.
+_STREAMED_PARTS = {"xlsx": re.compile(r"xl/(worksheets/[^/]+|sharedStrings)\.xml")}
 
 
 def open_document(path: Path, limits: Limits) -> Document:
@@ -39,7 +45,7 @@ def open_document(path: Path, limits: Limits) -> Document:
         )
     fmt = detect_format(path)
     if fmt in _ZIP_FORMATS:
-        check_zip(path, limits, label=fmt.upper())
+        check_zip(path, limits, label=fmt.upper(), streamed=_STREAMED_PARTS.get(fmt))
     module = importlib.import_module(_READERS[fmt])
     if fmt in ("markdown", "text"):
         return module.read(path, limits, markdown=fmt == "markdown")

@@ -11,6 +11,7 @@ only way our own code reads a member, with a hard cap on the bytes actually infl
 
 from __future__ import annotations
 
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -38,14 +39,28 @@ def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):,.0f}"
 
 
-def check_zip(path: Path, limits: Limits, *, label: str = "File") -> None:
-    """Refuse archives that are broken, oversized, bomb-shaped, encrypted or carry XML
-    entity declarations; cheap enough to run on every upload."""
+def _size(n: int) -> str:
+    """A size for a message: 48 MB, 1.5 MB, 12 KB, 300 bytes."""
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= scale:
+            return f"{n / scale:,.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
+
+
+def check_zip(
+    path: Path, limits: Limits, *, label: str = "File", streamed: re.Pattern[str] | None = None
+) -> None:
+    """Refuse archives that are broken, oversized, bomb-shaped, encrypted, carry XML
+    entity declarations or an XML part too large to parse whole (``streamed`` matches
+    the names of parts the format's reader streams instead); cheap enough to run on
+    every upload."""
     try:
         with zipfile.ZipFile(path) as archive:
             members = [info for info in archive.infolist() if not info.is_dir()]
             _check_sizes(members, limits, label)
             for info in members:
+                if not (streamed and streamed.fullmatch(info.filename)):
+                    _check_xml_part_size(archive, info, limits, label)
                 _check_member_xml(archive, info, limits, label)
     except DocumentError:
         raise
@@ -83,6 +98,24 @@ def _check_sizes(members: list[zipfile.ZipInfo], limits: Limits, label: str) -> 
                 f"{ratio:,}:1 (a zip bomb)",
                 code="archive_too_large",
             )
+
+
+def _check_xml_part_size(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits, label: str
+) -> None:
+    """An XML part over ``max_xml_part_bytes`` would be parsed whole into a tree many
+    times its size: lxml then fails with "unknown error" once the job's memory limit is
+    reached. Its declared size is the most any reader gets (``zipfile`` stops there)."""
+    if info.file_size <= limits.max_xml_part_bytes:
+        return
+    with _open(archive, info, label) as raw:
+        head = _CappedReader(raw, info.filename, limits.max_unzipped_bytes, label).read(_PEEK)
+    if _strip_xml_padding(head)[:1] == b"<":
+        raise DocumentError(
+            f"{label} part {info.filename!r} is {_size(info.file_size)} of XML, more than "
+            f"the {_size(limits.max_xml_part_bytes)} a part may have (each is read whole)",
+            code="xml_part_too_large",
+        )
 
 
 def _check_member_xml(
@@ -236,12 +269,35 @@ def safe_xml_parser() -> etree.XMLParser:
     )
 
 
+# How libxml2 words the limits it keeps without XML_PARSE_HUGE (which we never set): a text
+# node or attribute value over 10 MB, nesting past 256 levels, a name past 50,000 chars.
+_LIMIT_MARKERS = (
+    "XML_PARSE_HUGE",
+    "Resource limit exceeded",
+    "too big",
+    "Excessive depth",
+    "Name too long",
+)
+
+
+def xml_limit_error(exc: etree.XMLSyntaxError, what: str) -> DocumentError | None:
+    """The error to raise when ``exc`` is one of libxml2's limits (not a malformed file)."""
+    message = str(exc)
+    if not any(marker in message for marker in _LIMIT_MARKERS):
+        return None
+    return DocumentError(
+        f"{what} is too large or too deeply nested for the XML parser ({message})",
+        code="xml_too_large",
+    )
+
+
 def parse_xml(data: bytes, *, what: str) -> etree._Element:
     """Parse an XML part with ``safe_xml_parser``; malformed XML is a ``DocumentError``."""
     try:
         root = etree.fromstring(data, parser=safe_xml_parser())
     except etree.XMLSyntaxError as exc:
-        raise DocumentError(f"{what} is not well-formed XML ({exc})") from exc
+        error = xml_limit_error(exc, what)
+        raise error or DocumentError(f"{what} is not well-formed XML ({exc})") from exc
     if root is None:
         raise DocumentError(f"{what} is empty")
     return root

@@ -69,6 +69,10 @@ class Limits:
     max_bytes: int = 200 * 1024 * 1024
     max_pages: int = 2_000
     max_unzipped_bytes: int = 200 * 1024 * 1024
+    # An XML part of a ZIP-based format that is parsed whole (all of them but XLSX's
+    # sheets and shared strings, which stream) costs 15-30 times its size as a tree: past
+    # this, it is refused by name instead of failing inside lxml once memory runs out.
+    max_xml_part_bytes: int = 48 * 1024 * 1024
     max_characters: int = 20_000_000
     ocr: bool = True
     ocr_languages: str = "eng+deu"

@@ -23,6 +23,7 @@ from docx.styles.style import BaseStyle
 from docx.text.paragraph import Paragraph
 from lxml import etree
 
+from processing.documents.archive import xml_limit_error
 from processing.documents.base import Block, Document, DocumentError, Limits
 from processing.documents.text import (
     checked_units,
@@ -63,6 +64,9 @@ def read(path: Path, limits: Limits) -> Document:
         title = clean(document.core_properties.title) or None
     except DocumentError:
         raise
+    except etree.XMLSyntaxError as exc:
+        error = xml_limit_error(exc, "DOCX file")
+        raise error or DocumentError(f"DOCX file cannot be opened: {describe(exc)}") from exc
     except Exception as exc:
         raise DocumentError(f"DOCX file cannot be opened: {describe(exc)}") from exc
     return Document(

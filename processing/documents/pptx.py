@@ -18,6 +18,7 @@ from pptx.enum.shapes import MSO_SHAPE_TYPE, PP_PLACEHOLDER
 from pptx.shapes.base import BaseShape
 from pptx.slide import Slide
 
+from processing.documents.archive import xml_limit_error
 from processing.documents.base import Block, Document, DocumentError, Limits, Unit
 from processing.documents.text import checked_units, clean, describe, one_line, table_block
 
@@ -39,6 +40,9 @@ def read(path: Path, limits: Limits) -> Document:
         presentation = Presentation(str(path))
         slides = list(presentation.slides)
         title = clean(presentation.core_properties.title) or None
+    except etree.XMLSyntaxError as exc:
+        error = xml_limit_error(exc, "PPTX file")
+        raise error or DocumentError(f"PPTX file cannot be opened: {describe(exc)}") from exc
     except Exception as exc:
         raise DocumentError(f"PPTX file cannot be opened: {describe(exc)}") from exc
     return Document(
