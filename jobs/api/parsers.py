@@ -21,7 +21,6 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework import parsers
-from rest_framework.exceptions import ParseError
 
 from jobs.errors import InvalidInput
 
@@ -64,23 +63,26 @@ def check_json(data: Any, *, name: str | None = None) -> None:
     text (in a value or a key); the error names where (``name`` is the form field that
     held it). Walked with a stack, not recursion, so any depth is safe to check."""
     limit = settings.JOBSITE_MAX_JSON_DEPTH
-    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(data, 1, (name,) if name else ())]
+    root = (name,) if name else ()
+    if isinstance(data, str) and (problem := unstorable(data)):
+        raise _invalid_text(root, problem)
+    # Only containers go on the stack, each with its depth and path.
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = []
+    if isinstance(data, (dict, list)):
+        stack.append((data, 1, root))
     while stack:
-        value, depth, path = stack.pop()
-        if isinstance(value, str):
-            if problem := unstorable(value):
-                raise _invalid_text(path, problem)
-        elif isinstance(value, dict):
-            if depth > limit:
-                raise _too_deep(name)
-            for key, item in value.items():
-                if isinstance(key, str) and (problem := unstorable(key)):
-                    raise _invalid_text((*path, key), f"a key {problem}")
+        container, depth, path = stack.pop()
+        if depth > limit:
+            raise _too_deep(name)
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, item in items:
+            if isinstance(key, str) and (problem := unstorable(key)):
+                raise _invalid_text((*path, key), f"a key {problem}")
+            if isinstance(item, str):
+                if problem := unstorable(item):
+                    raise _invalid_text((*path, key), problem)
+            elif isinstance(item, (dict, list)):
                 stack.append((item, depth + 1, (*path, key)))
-        elif isinstance(value, list):
-            if depth > limit:
-                raise _too_deep(name)
-            stack.extend((item, depth + 1, (*path, index)) for index, item in enumerate(value))
 
 
 def loads(text: str, *, name: str | None = None) -> Any:
@@ -111,10 +113,7 @@ class MultiPartParser(parsers.MultiPartParser):
     text, and a field holding a JSON object or array (``params``) like a JSON body."""
 
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
-        try:
-            parsed = super().parse(stream, media_type, parser_context)
-        except UnicodeDecodeError as exc:  # a part's headers are not UTF-8 (Django: 500)
-            raise ParseError(f"Multipart form parse error - part headers: {exc.reason}") from None
+        parsed = super().parse(stream, media_type, parser_context)
         counts = Counter({name: len(values) for name, values in parsed.data.lists()})
         for name, files in parsed.files.lists():
             counts[name] += len(files)
