@@ -21,7 +21,6 @@ import secrets
 import string
 import time
 from collections.abc import Iterator
-from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +28,6 @@ import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
-from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from rest_framework import exceptions
@@ -160,63 +158,78 @@ def client_network(address: str | None) -> str:
     return str(getattr(ip, "ipv4_mapped", None) or ip)
 
 
-# Monotonic time until which the counters' cache is taken for down (see _counters).
-_counters_down_until = 0.0
+# One Redis client per process for the counters here (failures, rates): Django's cache
+# API builds a client object per call, which cost an API request 0.3 ms of CPU.
+_store_client: redis.Redis | None = None
+# Monotonic time until which the store is taken for down (see _store).
+_store_down_until = 0.0
 
 
-def _counters() -> Any:
-    """The cache that counts failures (``CACHES["auth"]``: short timeouts), or None while
-    it is taken for down: a stalled cache must not hold every authenticated request, so
-    after one failure nothing is counted or refused for 5 s. A throttle is not worth an
-    outage."""
-    return None if time.monotonic() < _counters_down_until else caches["auth"]
+def _store() -> redis.Redis | None:
+    """The counters' Redis (``CACHE_URL``, 0.25 s timeouts), or None while it is taken for
+    down: a stalled store must not hold every authenticated request, so after one failure
+    nothing is counted, throttled or refused for 5 s. A throttle is not worth an outage."""
+    global _store_client
+    if time.monotonic() < _store_down_until:
+        return None
+    if _store_client is None:
+        _store_client = redis.Redis.from_url(
+            settings.CACHE_URL, socket_timeout=0.25, socket_connect_timeout=0.25
+        )
+    return _store_client
 
 
-def _counters_failed(exc: Exception) -> None:
-    global _counters_down_until
-    _counters_down_until = time.monotonic() + 5
-    log.warning("Auth failure counters unavailable (%s); not counted for 5 s", exc)
+def _store_failed(exc: Exception) -> None:
+    global _store_down_until
+    _store_down_until = time.monotonic() + 5
+    log.warning("Throttle and failure counters unavailable (%s); not used for 5 s", exc)
 
 
-def _failure_keys(address: str | None) -> tuple[str, str]:
-    """The address's failure count, and when its first failure (its window) began."""
-    base = f"jobsite:auth-failures:{client_network(address)}"
-    return base, f"{base}:since"
+def failure_key(address: str | None) -> str:
+    """The address's failure count; its TTL is what is left of its window."""
+    return f"jobsite:auth-failures:{client_network(address)}"
+
+
+def lockout_of(count: Any, ttl: Any, *, counting_this: bool = False) -> float | None:
+    """Seconds an address with ``count`` failures (window ending in ``ttl``) must wait, or
+    None if it may authenticate. An address is locked out once it has failed
+    ``JOBSITE_AUTH_FAILURE_LIMIT`` times; ``counting_this``: ``count`` includes the
+    attempt being answered (so that attempt itself is still answered as a failure)."""
+    limit = settings.JOBSITE_AUTH_FAILURE_LIMIT
+    before = int(count or 0) - (1 if counting_this else 0)
+    if limit <= 0 or before < limit:
+        return None
+    return max(float(ttl or 0), 1.0)
 
 
 def auth_lockout(address: str | None) -> float | None:
     """Seconds until ``address`` may authenticate again, or None: it may now (also while
     the counters are unavailable)."""
-    limit = settings.JOBSITE_AUTH_FAILURE_LIMIT
-    if limit <= 0 or (cache := _counters()) is None:
+    if settings.JOBSITE_AUTH_FAILURE_LIMIT <= 0 or (store := _store()) is None:
         return None
-    count_key, since_key = _failure_keys(address)
+    key = failure_key(address)
     try:
-        if cache.get(count_key, 0) < limit:  # the one read a valid key pays
-            return None
-        since = cache.get(since_key) or time.time()
-    except Exception as exc:
-        _counters_failed(exc)
+        count, ttl = store.pipeline().get(key).ttl(key).execute()
+    except redis.RedisError as exc:
+        _store_failed(exc)
         return None
-    return max(since + settings.JOBSITE_AUTH_FAILURE_WINDOW - time.time(), 1.0)
+    return lockout_of(count, ttl)
 
 
-def auth_failure_record(address: str | None) -> None:
-    """Count a failure; the first one opens a window of ``JOBSITE_AUTH_FAILURE_WINDOW``
-    seconds, and the count goes with it (atomic ``INCR``: parallel guesses all count)."""
-    if settings.JOBSITE_AUTH_FAILURE_LIMIT <= 0 or (cache := _counters()) is None:
-        return
-    count_key, since_key = _failure_keys(address)
+def auth_failure_record(address: str | None) -> float | None:
+    """Count a failure (the first opens a window of ``JOBSITE_AUTH_FAILURE_WINDOW``
+    seconds; atomic ``INCR``: parallel guesses all count), and say how long the address
+    must now wait (None: it may try again)."""
+    if settings.JOBSITE_AUTH_FAILURE_LIMIT <= 0 or (store := _store()) is None:
+        return None
+    key = failure_key(address)
     window = settings.JOBSITE_AUTH_FAILURE_WINDOW
     try:
-        if cache.add(count_key, 1, window):
-            cache.set(since_key, time.time(), window)
-        else:
-            cache.incr(count_key)
-    except ValueError:  # the window closed between add and incr
-        pass
-    except Exception as exc:
-        _counters_failed(exc)
+        count, _, ttl = store.pipeline().incr(key).expire(key, window, nx=True).ttl(key).execute()
+    except redis.RedisError as exc:
+        _store_failed(exc)
+        return None
+    return lockout_of(count, ttl, counting_this=True)
 
 
 @contextlib.contextmanager
@@ -235,28 +248,26 @@ def failure_guard(address: str | None) -> Iterator[None]:
         raise
 
 
-# The key that authenticated the current request (see ``live_principal``).
-_request_key: ContextVar[ApiKey | None] = ContextVar("jobsite_request_key", default=None)
-
-
 class ApiKeyAuthentication(BaseAuthentication):
     """``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
 
     def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
-        _request_key.set(None)
+        """A valid key from an address past its failure limit is refused by the throttle
+        (``ApiKeyRateThrottle``, in the round trip it makes anyway), an invalid one here:
+        both get the same 429, so a locked-out address learns nothing about any key."""
         key = key_from_headers(request)
         if key is None:
             return None
+        address = request.META.get("REMOTE_ADDR")
         try:
-            with failure_guard(request.META.get("REMOTE_ADDR")):
-                api_key = api_key_for(key)
-        except TooManyFailures as exc:
-            raise exceptions.Throttled(
-                wait=exc.retry_after, detail="Too many failed authentication attempts."
-            ) from None
+            api_key = api_key_for(key)
         except InvalidApiKey as exc:
+            if (wait := auth_failure_record(address)) is not None:
+                raise exceptions.Throttled(
+                    wait=wait, detail=TooManyFailures(wait).message
+                ) from None
             raise exceptions.AuthenticationFailed(exc.message) from None
-        _request_key.set(api_key)
+        request._request.jobsite_check_lockout = address
         return api_key.user, api_key
 
     def authenticate_header(self, request: Request) -> str:
@@ -281,19 +292,9 @@ class ApiKeyRateThrottle(BaseThrottle):
 
     scope = "api_key"
     THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
-    _client: redis.Redis | None = None
-    _down_until = 0.0  # monotonic time until which the store is taken for down
 
     def __init__(self) -> None:
         self.retry_after: float | None = None
-
-    @classmethod
-    def client(cls) -> redis.Redis:
-        if cls._client is None:
-            cls._client = redis.Redis.from_url(
-                settings.CACHE_URL, socket_timeout=0.25, socket_connect_timeout=0.25
-            )
-        return cls._client
 
     def ident(self, request: Request) -> str:
         if isinstance(request.auth, ApiKey):
@@ -306,14 +307,20 @@ class ApiKeyRateThrottle(BaseThrottle):
         allowed, period = SimpleRateThrottle.parse_rate(None, self.THROTTLE_RATES[self.scope])
         now = time.time()
         key = f"jobsite:throttle:{self.ident(request)}:{int(now // period)}"
-        if time.monotonic() < ApiKeyRateThrottle._down_until:
+        if (store := _store()) is None:
             return True  # the store failed a moment ago: no request waits on it meanwhile
+        pipeline = store.pipeline().incr(key).expire(key, period + 1)
+        # A key that authenticated from an address past its failure limit: refused too.
+        address = getattr(request._request, "jobsite_check_lockout", False)
+        if address is not False and settings.JOBSITE_AUTH_FAILURE_LIMIT > 0:
+            pipeline.get(failure_key(address)).ttl(failure_key(address))
         try:
-            count, _ = self.client().pipeline().incr(key).expire(key, period + 1).execute()
+            count, _, *failures = pipeline.execute()
         except redis.RedisError as exc:
-            log.warning("Throttle store unavailable (%s); requests allowed for 5 s", exc)
-            ApiKeyRateThrottle._down_until = time.monotonic() + 5
+            _store_failed(exc)
             return True
+        if failures and (wait := lockout_of(*failures)) is not None:
+            raise exceptions.Throttled(wait=wait, detail=TooManyFailures(wait).message)
         if count <= allowed:
             return True
         self.retry_after = period - now % period
@@ -336,13 +343,12 @@ def _live_signer(job_id: Any) -> signing.TimestampSigner:
     return signing.TimestampSigner(salt=f"{_LIVE_SALT}:{job_id}")
 
 
-def live_principal(user_id: Any) -> str:
-    """Whom a link minted in this request answers to: the API key that authenticated the
-    request when it is ``user_id``'s (``key:<pk>``), else the user (``user:<pk>``)."""
-    api_key = _request_key.get()
-    if api_key is not None and api_key.user_id == user_id:
-        return f"key:{api_key.pk}"
-    return f"user:{user_id}"
+def live_principal(request: Any) -> str:
+    """Whom a link minted for ``request`` answers to: the API key that authenticated it
+    (``key:<pk>``), else its user (``user:<pk>``, a browser session)."""
+    if isinstance(request.auth, ApiKey):
+        return f"key:{request.auth.pk}"
+    return f"user:{request.user.pk}"
 
 
 def live_token(job_id: Any, principal: str) -> str:

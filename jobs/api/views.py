@@ -30,7 +30,7 @@ from jobs.api.serializers import (
     JobSummarySerializer,
     JobTypeSerializer,
 )
-from jobs.auth import actor_for
+from jobs.auth import actor_for, live_principal
 from jobs.models import JobStatus
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -44,7 +44,7 @@ JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
 def _job_response(request: Request, job, *, status: int = 200, headers=None) -> Response:
-    data = JobSerializer(job, context={"viewer": request.user.pk}).data
+    data = JobSerializer(job, context={"viewer": live_principal(request)}).data
     return Response(data, status=status, headers=headers)
 
 

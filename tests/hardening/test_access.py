@@ -254,7 +254,7 @@ def test_the_failure_throttle_is_off_at_zero_and_counts_an_ipv6_network_as_one(
 
     from jobs import auth
 
-    monkeypatch.setattr(auth, "_counters_down_until", 0.0, raising=False)  # after other tests
+    monkeypatch.setattr(auth, "_store_down_until", 0.0, raising=False)  # after other tests
     settings.JOBSITE_AUTH_FAILURE_LIMIT = 2
     guesser = APIClient()
     guesser.credentials(HTTP_AUTHORIZATION=WRONG_KEY["Authorization"])
