@@ -15,6 +15,7 @@ from pathlib import Path
 from docx.comments import Comment
 from docx.document import Document as WordDocument
 from docx.opc.constants import CONTENT_TYPE as CT
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.opc.part import PartFactory
 from docx.oxml.ns import qn
 from docx.package import Package
@@ -23,7 +24,7 @@ from docx.styles.style import BaseStyle
 from docx.text.paragraph import Paragraph
 from lxml import etree
 
-from processing.documents.archive import xml_limit_error
+from processing.documents.archive import parse_xml, xml_limit_error
 from processing.documents.base import Block, Document, DocumentError, Limits
 from processing.documents.text import (
     checked_units,
@@ -50,6 +51,7 @@ _HEADING_STYLE = re.compile(r"heading\s*([1-9])$", re.IGNORECASE)
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _P, _TBL, _SDT, _SDT_CONTENT = qn("w:p"), qn("w:tbl"), qn("w:sdt"), qn("w:sdtContent")
 _CUSTOM_XML, _TR, _TC, _VAL = qn("w:customXml"), qn("w:tr"), qn("w:tc"), qn("w:val")
+_T, _TAB, _BR = qn("w:t"), qn("w:tab"), qn("w:br")
 
 
 def read(path: Path, limits: Limits) -> Document:
@@ -93,6 +95,8 @@ class _Body:
         self._parent = document._body
         self._comments = _comments_by_id(document)
         self._emitted_comments: set[str] = set()
+        self._notes = _notes_by_reference(document)
+        self._emitted_notes: set[tuple[str, str]] = set()
         self._list: list[tuple[int, str]] = []
         self._pending: list[Block] = []
         # python-docx resolves a paragraph's style by scanning every style, per paragraph;
@@ -110,10 +114,14 @@ class _Body:
             else:
                 yield from self._paragraph(Paragraph(element, self._parent))
         yield from self._flush_list()
-        # Comments whose anchor we did not see (in a header, or a damaged range) go last.
+        # Comments and notes whose anchor we did not see (in a header, or a damaged range)
+        # go last.
         for comment_id, comment in self._comments.items():
             if comment_id not in self._emitted_comments:
                 yield _comment_block(comment)
+        for reference, text in self._notes.items():
+            if reference not in self._emitted_notes:
+                yield Block(text, kind="notes")
 
     def _paragraph(self, paragraph: Paragraph) -> Iterator[Block]:
         self._queue_comments(paragraph)
@@ -150,12 +158,19 @@ class _Body:
             yield from self._pending_comments()
 
     def _queue_comments(self, paragraph: Paragraph) -> None:
+        """Comments, footnotes and endnotes come right after the paragraph citing them."""
         for reference in paragraph._p.iter(qn("w:commentReference")):
             comment_id = reference.get(qn("w:id"))
             comment = self._comments.get(comment_id or "")
             if comment is not None and comment_id not in self._emitted_comments:
                 self._emitted_comments.add(comment_id)
                 self._pending.append(_comment_block(comment))
+        for kind, tag in _NOTE_REFERENCES:
+            for reference in paragraph._p.iter(tag):
+                key = (kind, reference.get(qn("w:id")) or "")
+                if key in self._notes and key not in self._emitted_notes:
+                    self._emitted_notes.add(key)
+                    self._pending.append(Block(self._notes[key], kind="notes"))
 
     def _pending_comments(self) -> Iterator[Block]:
         yield from self._pending
@@ -290,6 +305,41 @@ def _comments_by_id(document: WordDocument) -> dict[str, Comment]:
     except (KeyError, ValueError, AttributeError) as exc:
         raise DocumentError(f"DOCX file's comments cannot be read: {describe(exc)}") from exc
     return {str(comment.comment_id): comment for comment in comments}
+
+
+_NOTE_REFERENCES = (
+    ("footnote", qn("w:footnoteReference")),
+    ("endnote", qn("w:endnoteReference")),
+)
+# Word's own notes: the lines between the body and the notes, not text anyone wrote.
+_SEPARATOR_NOTES = {"separator", "continuationSeparator", "continuationNotice"}
+
+
+def _notes_by_reference(document: WordDocument) -> dict[tuple[str, str], str]:
+    """Footnote and endnote texts by (``footnote``/``endnote``, id). python-docx has no
+    notes API: the parts are found through the main part's relationships and parsed with
+    the same entity-refusing parser as every other part."""
+    notes: dict[tuple[str, str], str] = {}
+    for rel in document.part.rels.values():
+        kind = {RT.FOOTNOTES: "footnote", RT.ENDNOTES: "endnote"}.get(rel.reltype)
+        if kind is None or rel.is_external:
+            continue
+        root = parse_xml(rel.target_part.blob, what=f"DOCX {kind}s")
+        for note in root.iterchildren(qn(f"w:{kind}")):
+            if note.get(qn("w:type")) in _SEPARATOR_NOTES:
+                continue
+            text = clean("\n".join(_plain_text(p) for p in note.iter(_P)))
+            if text:
+                notes[(kind, note.get(qn("w:id")) or "")] = text
+    return notes
+
+
+def _plain_text(paragraph: etree._Element) -> str:
+    """A paragraph's text from an element our own parser made (not python-docx's)."""
+    parts = []
+    for node in paragraph.iter(_T, _TAB, _BR):
+        parts.append(node.text or "" if node.tag == _T else "\t" if node.tag == _TAB else "\n")
+    return "".join(parts)
 
 
 def _comment_block(comment: Comment) -> Block:

@@ -55,6 +55,7 @@ def test_docx_structure(report_docx: Path) -> None:
         ("heading", 1, "Summary"),
         ("paragraph", 0, "Revenue grew by the fifth time."),
         ("comment", 0, "Grace: Check this number"),
+        ("notes", 0, "Measured by the finance team in March."),
         ("list", 0, "- First point\n  - Nested point"),
         ("heading", 2, "Details"),
         ("table", 0, "Name | Role and team\nAda | Engineer | Core\n | Reviewer | Docs"),
@@ -98,14 +99,14 @@ def test_docx_footnote_reference_leaves_the_text_clean(report_docx: Path) -> Non
     assert Block("Revenue grew by the fifth time.") in blocks(units)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="docx.py does not read footnotes (word/footnotes.xml) yet: issue 14",
-)
-def test_docx_footnote_text_is_extracted(report_docx: Path) -> None:
+def test_docx_footnote_text_follows_the_paragraph_that_cites_it(report_docx: Path) -> None:
     _, units = read_all(report_docx)
-    assert documents.FOOTNOTE_TEXT in full_text(units)
+    flat = blocks(units)
+    [note] = [block for block in flat if block.kind == "notes"]
+    assert note.text == documents.FOOTNOTE_TEXT  # Word's separator notes are not text
+    cited = next(i for i, block in enumerate(flat) if block.text.startswith("Revenue grew"))
+    # Right after its paragraph and the comment anchored there, before the list.
+    assert flat.index(note) == cited + 2 and flat[cited + 1].kind == "comment"
 
 
 def test_docx_empty_tables_make_no_blocks(made: Path) -> None:
