@@ -209,7 +209,7 @@ def auth_lockout(address: str | None) -> float | None:
         return None
     key = failure_key(address)
     try:
-        count, ttl = store.pipeline().get(key).ttl(key).execute()
+        count, ttl = store.pipeline(transaction=False).get(key).ttl(key).execute()
     except redis.RedisError as exc:
         _store_failed(exc)
         return None
@@ -225,7 +225,13 @@ def auth_failure_record(address: str | None) -> float | None:
     key = failure_key(address)
     window = settings.JOBSITE_AUTH_FAILURE_WINDOW
     try:
-        count, _, ttl = store.pipeline().incr(key).expire(key, window, nx=True).ttl(key).execute()
+        count, _, ttl = (
+            store.pipeline(transaction=False)
+            .incr(key)
+            .expire(key, window, nx=True)
+            .ttl(key)
+            .execute()
+        )
     except redis.RedisError as exc:
         _store_failed(exc)
         return None
@@ -309,7 +315,7 @@ class ApiKeyRateThrottle(BaseThrottle):
         key = f"jobsite:throttle:{self.ident(request)}:{int(now // period)}"
         if (store := _store()) is None:
             return True  # the store failed a moment ago: no request waits on it meanwhile
-        pipeline = store.pipeline().incr(key).expire(key, period + 1)
+        pipeline = store.pipeline(transaction=False).incr(key).expire(key, period + 1)
         # A key that authenticated from an address past its failure limit: refused too.
         address = getattr(request._request, "jobsite_check_lockout", False)
         if address is not False and settings.JOBSITE_AUTH_FAILURE_LIMIT > 0:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
 from django.core.cache import cache
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
@@ -33,10 +33,63 @@ def _job(job_id: Any, **scope: Any) -> Job:
         pk = uuid.UUID(str(job_id))
     except ValueError:
         raise NotFound("Job not found") from None
-    job = next(iter(Job.objects.filter(pk=pk, **scope).order_by()[:1]), None)
+    values = {"pk": pk, **scope}
+    if set(scope) <= set(_SCOPES) and None not in scope.values():
+        job = _CompiledLookup.of(tuple(sorted(scope))).get(values)
+    else:
+        job = next(iter(Job.objects.filter(pk=pk, **scope).order_by()[:1]), None)
     if job is None:
         raise NotFound("Job not found")
     return job
+
+
+# How each lookup value of ``_job`` goes into its SQL, as the ORM would prepare it.
+_SCOPES: dict[str, Any] = {
+    "pk": lambda value: Job._meta.pk.get_db_prep_value(value, connection),
+    "owner": lambda value: getattr(value, "pk", value),
+    "type": str,
+}
+
+
+class _CompiledLookup:
+    """One job by primary key and a scope, with the statement the ORM compiles for it
+    compiled once per process: building it (and mapping its columns back) was most of a
+    status request's CPU, for what is one index lookup. The row becomes a model instance
+    as the ORM would make it (``Model.from_db``, the fields' converters)."""
+
+    _cache: ClassVar[dict[tuple[str, ...], _CompiledLookup]] = {}
+
+    def __init__(self, scope: tuple[str, ...]) -> None:
+        self.names = sorted(("pk", *scope))  # Q() orders keyword lookups by name
+        dummy = {"pk": uuid.UUID(int=0), "owner": 0, "type": ""}
+        query = Job.objects.filter(**{name: dummy[name] for name in self.names}).order_by()
+        compiler = query[:1].query.get_compiler(using="default")
+        self.sql, params = compiler.as_sql()
+        assert len(params) == len(self.names), (self.sql, params)
+        columns = [column for column, _, _ in compiler.select]
+        self.attnames = [column.target.attname for column in columns]
+        self.converters = compiler.get_converters(columns)
+
+    @classmethod
+    def of(cls, scope: tuple[str, ...]) -> _CompiledLookup:
+        key = (connection.vendor, *scope)
+        found = cls._cache.get(key)
+        if found is None:
+            found = cls._cache[key] = cls(scope)
+        return found
+
+    def get(self, values: dict[str, Any]) -> Job | None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [_SCOPES[name](values[name]) for name in self.names])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        if self.converters:  # as SQLCompiler.apply_converters, with this thread's connection
+            row = list(row)
+            for position, (converters, expression) in self.converters.items():
+                for converter in converters:
+                    row[position] = converter(row[position], expression, connection)
+        return Job.from_db("default", self.attnames, row)
 
 
 def job_get(*, owner: Any, job_id: Any) -> Job:
