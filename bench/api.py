@@ -82,7 +82,7 @@ def highest_rate(
             failed = rate
             break
         best = rate
-    while failed is not None and failed - best > max(25, best // 10):
+    while failed is not None and failed - best > max(10, best // 20):
         rate = (best + failed) // 2
         outcome = load.measure(port, rate, seconds, make)
         log.append({**outcome.summary(), "held": holds(outcome)})
