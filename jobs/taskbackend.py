@@ -30,6 +30,7 @@ from django_tasks.utils import normalize_json
 from pydantic import BaseModel
 
 from jobs import registry, services
+from jobs.api.parsers import check_json
 from jobs.models import Job, JobStatus
 from jobs.queues import Queue
 from jobs.runtime import Progress
@@ -68,6 +69,8 @@ class JobsiteTaskBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
         job_type = registry.task_type(task)
+        # The API's rule for JSON it stores: storable text, bounded depth (a 400 there).
+        check_json({"args": normalize_json(args), "kwargs": normalize_json(kwargs)}, name="params")
         if (schema := _kwargs_schemas.get(task.module_path)) is not None:
             registry.validate_params(schema, normalize_json(kwargs), job_type.name)
         job, _ = services.job_create(

@@ -46,3 +46,16 @@ def test_background_options_land_on_the_job_and_params_are_validated(live):
 def test_unknown_result_id(live):
     with pytest.raises(TaskResultDoesNotExist):
         sample_tasks.add.get_result("not-a-job")
+
+
+def test_arguments_the_database_cannot_store_are_refused_at_enqueue(live):
+    with pytest.raises(InvalidInput) as err:
+        sample_tasks.shout.enqueue(text="\ud800")
+    assert err.value.code == "invalid_text"
+    nested: list = []
+    for _ in range(100):
+        nested = [nested]
+    with pytest.raises(InvalidInput) as err:
+        sample_tasks.add.enqueue(nested, 1)
+    assert err.value.code == "json_too_deep"
+    assert not Job.objects.exists()
