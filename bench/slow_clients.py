@@ -55,7 +55,7 @@ async def slow_client(port: int, source: str, key: str, stop: asyncio.Event, hel
             writer.close()
 
 
-def hold_slow_clients(port: int, key: str, count: int) -> tuple[threading.Thread, Any, list]:
+def hold_slow_clients(port: int, key: str, count: int) -> tuple[Any, list[int]]:
     """``count`` slow clients on a thread of their own (their own event loop)."""
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -73,7 +73,7 @@ def hold_slow_clients(port: int, key: str, count: int) -> tuple[threading.Thread
         loop.call_soon_threadsafe(stop.set)
         thread.join(15)
 
-    return thread, release, held
+    return release, held
 
 
 def run(setup: Setup, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -90,7 +90,7 @@ def run(setup: Setup, args: argparse.Namespace) -> list[dict[str, Any]]:
     for condition in ("no slow clients", f"{args.slow} slow clients held"):
         release = None
         if condition != "no slow clients":
-            _, release, held = hold_slow_clients(port, key, args.slow)
+            release, held = hold_slow_clients(port, key, args.slow)
             while held[0] < args.slow * 0.95:
                 threading.Event().wait(0.2)
         for endpoint, make in endpoints.items():

@@ -352,8 +352,9 @@ def _live_signer(job_id: Any) -> signing.TimestampSigner:
 def live_principal(request: Any) -> str:
     """Whom a link minted for ``request`` answers to: the API key that authenticated it
     (``key:<pk>``), else its user (``user:<pk>``, a browser session)."""
-    if isinstance(request.auth, ApiKey):
-        return f"key:{request.auth.pk}"
+    api_key = getattr(request, "auth", None)  # a Django request (the page) has none
+    if isinstance(api_key, ApiKey):
+        return f"key:{api_key.pk}"
     return f"user:{request.user.pk}"
 
 

@@ -8,7 +8,13 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from jobs.auth import InvalidApiKey, TooManyFailures, failure_guard, live_token
+from jobs.auth import (
+    InvalidApiKey,
+    TooManyFailures,
+    failure_guard,
+    live_principal,
+    live_token,
+)
 from jobs.errors import NotFound
 from jobs.live.app import state_of
 from jobs.models import Job
@@ -26,7 +32,7 @@ def viewer_job(request: HttpRequest, job_id: str) -> tuple[Job, str] | None:
                 return live_token_target(token=token, job_id=job_id)
         if not request.user.is_authenticated:
             return None
-        return job_watchable(user=request.user, job_id=job_id), f"user:{request.user.pk}"
+        return job_watchable(user=request.user, job_id=job_id), live_principal(request)
     except (InvalidApiKey, NotFound) as exc:
         raise Http404("Job not found") from exc
 

@@ -24,7 +24,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from jobs import registry, selectors, services
-from jobs.errors import Conflict, NotFound
+from jobs.errors import Conflict, NotFound, error_fields
 from jobs.models import TERMINAL_STATUSES, Job
 from jobs.queues import Queue
 from jobs.taskbackend import background as task_background
@@ -51,11 +51,12 @@ class JobResult:
 
     @classmethod
     def of(cls, job: Job) -> JobResult:
+        failed = error_fields(job.status, job.error_code, job.error_message).get("error")
         return cls(
             job_id=str(job.pk),
             status=job.status,
             result=job.result,
-            error=(job.error_message or None) if job.status == "failed" else None,
+            error=failed["message"] if failed else None,
             attempts=job.attempts,
             max_retries=job.max_retries,
             created_at=job.created_at,

@@ -1,16 +1,16 @@
 """One way to write a moment, in every response and event: ISO 8601 in UTC, always with
 microseconds and a ``Z`` (``2026-12-02T11:42:19.000000Z``), so clients that compare
-timestamps as strings, or parse them with one format, see one shape everywhere."""
+timestamps as strings, or parse them with one format, see one shape everywhere. The format
+is ``JOBSITE_TIMESTAMP_FORMAT``, which DRF's serializer fields use too."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-# Also DRF's DATETIME_FORMAT (jobsite/settings.py): the serializers' fields write the same.
-FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+from django.conf import settings
 
 
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime(FORMAT)
+    return moment.astimezone(UTC).strftime(settings.JOBSITE_TIMESTAMP_FORMAT)

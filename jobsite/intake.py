@@ -22,6 +22,8 @@ from typing import Any
 
 from django.conf import settings
 
+from jobs.api.middleware import body_limit
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -31,21 +33,12 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 IN_MEMORY_MAX = 1024 * 1024  # larger bodies wait in a temporary file
 REPLAY_CHUNK = 256 * 1024
 GRACE_S = 10.0  # before the minimum rate applies: a slow start is not an attack
-# Room for a multipart body's boundaries and form fields beside the file itself.
-MULTIPART_OVERHEAD = 64 * 1024
 
 
 class Refused(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-def body_limit(headers: dict[bytes, bytes]) -> int:
-    content_type = headers.get(b"content-type", b"").lower()
-    if content_type.startswith(b"multipart/form-data"):
-        return settings.JOBSITE_MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD
-    return settings.JOBSITE_MAX_JSON_BYTES
 
 
 def declared_length(headers: dict[bytes, bytes]) -> tuple[int | None, bool]:
@@ -155,7 +148,7 @@ def received_in_full(app: App) -> App:
             if declared is None and not chunked:
                 await app(scope, receive, send)  # no body: nothing to wait for
                 return
-            limit = body_limit(headers)
+            limit = body_limit(headers.get(b"content-type", b"").decode("latin-1"))
             if declared is not None and declared > limit:
                 raise Refused(413, "payload_too_large", f"Request body is over {limit} bytes")
             body = await receive_body(receive, limit, declared)

@@ -190,6 +190,8 @@ FILE_UPLOAD_HANDLERS = ["jobs.api.uploads.LimitedTemporaryFileUploadHandler"]
 # revoked in another process still works there for up to this long.
 JOBSITE_API_KEY_CACHE_SECONDS = env_float("JOBSITE_API_KEY_CACHE_SECONDS", 5.0)
 
+# How every response and live event writes a moment: UTC, microseconds, "Z".
+JOBSITE_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "jobs.auth.ApiKeyAuthentication",
@@ -203,8 +205,8 @@ REST_FRAMEWORK = {
     ],
     # DRF's, escaping a lone surrogate in a row stored before the parsers refused them.
     "DEFAULT_RENDERER_CLASSES": ["jobs.api.renderers.JSONRenderer"],
-    # jobs.timestamps.FORMAT: one timestamp shape in every response and live event.
-    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
+    # One timestamp shape in every response and live event (jobs/timestamps.py).
+    "DATETIME_FORMAT": JOBSITE_TIMESTAMP_FORMAT,
     "DEFAULT_THROTTLE_CLASSES": ["jobs.auth.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("JOBSITE_THROTTLE_RATE", "6000/min")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -120,3 +120,10 @@ def web_server(platform: Processes):
 @pytest.fixture
 def web(web_server, live):
     return web_server
+
+
+@pytest.fixture(scope="session")
+def gunicorn(platform: Processes):
+    """The WSGI deployment (``jobsite/wsgi.py`` under gunicorn), for what it answers
+    differently from the ASGI app."""
+    return platform.web(wsgi=True)

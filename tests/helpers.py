@@ -97,32 +97,32 @@ class CeleryProcess:
 
 class WebServer:
     """The web process as production runs it (``jobsite.serve``: the ASGI app under uvicorn
-    with the server's limits), on a free loopback port."""
+    with the server's limits), or with ``wsgi``, the WSGI deployment (``jobsite.wsgi``
+    under gunicorn, one process of two threads); on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, *, wsgi: bool = False) -> None:
         from tests.plugin import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / "web.log"
+        self.log_path = log_dir / ("gunicorn.log" if wsgi else "web.log")
         self._log = open(self.log_path, "wb")  # noqa: SIM115
+        if wsgi:
+            command = ["gunicorn", "jobsite.wsgi:application", "--bind", f"127.0.0.1:{self.port}"]
+            command += ["--workers", "1", "--threads", "2"]
+            ready = b"Booting worker"
+        else:
+            command = ["jobsite.serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            ready = b"Uvicorn running"
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jobsite.serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            [sys.executable, "-m", *command],
             cwd=ROOT,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for(lambda: b"Uvicorn running" in self.log_path.read_bytes(), 30, "web server")
+        wait_for(lambda: ready in self.log_path.read_bytes(), 30, command[0])
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -220,8 +220,8 @@ class Processes:
         self.started.append(proc)
         return proc
 
-    def web(self, **env: str) -> WebServer:
-        server = WebServer({**self.env, **env}, self.log_dir)
+    def web(self, *, wsgi: bool = False, **env: str) -> WebServer:
+        server = WebServer({**self.env, **env}, self.log_dir, wsgi=wsgi)
         self.started.append(server)  # type: ignore[arg-type]
         return server
 

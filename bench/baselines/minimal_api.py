@@ -99,7 +99,7 @@ class Jobs(APIView):
         data = CreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job_id = str(uuid.uuid4())
-        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        created = datetime.now(UTC).strftime(jobsite_settings.JOBSITE_TIMESTAMP_FORMAT)
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(

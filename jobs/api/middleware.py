@@ -28,6 +28,14 @@ def _charset_refused(request: HttpRequest) -> str | None:
     return None if name in ALLOWED_CHARSETS else charset
 
 
+def body_limit(content_type: str) -> int:
+    """The largest request body: an upload's form (the file, and the JSON fields beside
+    it), or a JSON body. The ASGI server reads bodies up to this too (jobsite/intake.py)."""
+    if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
+        return settings.JOBSITE_MAX_UPLOAD_BYTES + settings.JOBSITE_MAX_JSON_BYTES
+    return settings.JOBSITE_MAX_JSON_BYTES
+
+
 class BodySizeLimitMiddleware:
     """A 413 from the Content-Length alone; bodies without one are capped while read
     (``DATA_UPLOAD_MAX_MEMORY_SIZE`` and the upload handler). A chunked body without a
@@ -61,12 +69,7 @@ class BodySizeLimitMiddleware:
                 f"Charset {charset!r} is not accepted: send UTF-8",
                 {"Content-Type": ["charset must be utf-8"]},
             )
-        multipart = request.content_type == "multipart/form-data"
-        limit = (
-            settings.JOBSITE_MAX_UPLOAD_BYTES + settings.JOBSITE_MAX_JSON_BYTES
-            if multipart
-            else settings.JOBSITE_MAX_JSON_BYTES
-        )
+        limit = body_limit(request.content_type)
         if length > limit:
             return error_response(
                 413, "payload_too_large", f"Request body is larger than {limit} bytes"

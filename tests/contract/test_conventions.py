@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -16,8 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from jobs.models import JobStatus
-from tests.helpers import ROOT, wait_for, wait_status
-from tests.plugin import free_port
+from tests.helpers import wait_for, wait_status
 
 pytestmark = [pytest.mark.worker]
 
@@ -142,49 +139,17 @@ def test_one_timestamp_format_in_every_response_and_event(client_of, web, api):
     assert not bad, f"not in the one format: {bad}"
 
 
-@pytest.fixture(scope="module")
-def gunicorn(platform, tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "jobsite.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--threads",
-                "2",
-            ],
-            cwd=ROOT,
-            env=platform.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: b"Booting worker" in log.read_bytes(), 30, "gunicorn")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def test_under_wsgi_the_live_endpoints_say_to_serve_the_asgi_app(gunicorn, client_of, api):
     auth = {"Authorization": f"Bearer {api.api_key}"}
     job_id = client_of()
     status = wait_for(
-        lambda: requests.get(f"{gunicorn}/api/v1/jobs/{job_id}", headers=auth, timeout=5),
+        lambda: requests.get(f"{gunicorn.url}/api/v1/jobs/{job_id}", headers=auth, timeout=5),
         10,
         "gunicorn to answer",
     )
     assert status.status_code == 200
     for path in ("status/{id}/poll", "status/{id}/stream/", "{id}/poll/", "{id}/stream"):
-        url = f"{gunicorn}/api/v1/jobs/{path.format(id=job_id)}"
+        url = f"{gunicorn.url}/api/v1/jobs/{path.format(id=job_id)}"
         response = requests.get(url, headers=auth, timeout=10)
         assert response.status_code == 501, (url, response.status_code, response.text[:200])
         error = response.json()["error"]

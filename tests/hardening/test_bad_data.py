@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 import zipfile
@@ -41,8 +37,6 @@ from processing.documents import open_document, pipeline
 from processing.documents.base import DocumentError, Limits
 from processing.models import Collection, Memory
 from tests import documents
-from tests.helpers import ROOT, wait_for
-from tests.plugin import free_port
 
 URL = "/api/v1/jobs/"
 BAD = "\ud800"  # a lone (high) surrogate: a str Python holds, but no UTF-8 can encode
@@ -574,48 +568,6 @@ def test_on_the_real_server_poisoned_rows_render_everywhere(web, api, poisoned):
     assert httpx.get(f"{web.url}{status_page}").status_code == 200
 
 
-@pytest.fixture(scope="module")
-def gunicorn(processes):
-    """The WSGI deployment (``jobsite.wsgi`` under gunicorn), on a free port."""
-    port = free_port()
-    log = processes.log_dir / "gunicorn.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "jobsite.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--threads",
-                "2",
-            ],
-            cwd=ROOT,
-            env=processes.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: b"Booting worker" in log.read_bytes(), 30, "gunicorn")
-        wait_for(lambda: _connects(port), 30, "gunicorn's port")
-        yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-
-
-def _connects(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 def chunked_request(port: int, key: str, content_type: str, body: bytes) -> tuple[int, bytes]:
     """Send exact bytes: a body in two chunks and no Content-Length."""
     half = len(body) // 2
@@ -654,7 +606,9 @@ def dechunk(data: bytes) -> bytes:
 
 @pytest.mark.worker
 def test_on_gunicorn_a_chunked_body_is_411_not_silently_empty(live, gunicorn, api):
-    status, content = chunked_request(gunicorn, api.api_key, "application/json", b'{"type":"echo"}')
+    status, content = chunked_request(
+        gunicorn.port, api.api_key, "application/json", b'{"type":"echo"}'
+    )
     assert status == 411, content
     assert json.loads(content)["error"]["code"] == "length_required"
     boundary = "b0undary"
@@ -663,7 +617,7 @@ def test_on_gunicorn_a_chunked_body_is_411_not_silently_empty(live, gunicorn, ap
         f"--{boundary}--\r\n"
     ).encode()
     status, content = chunked_request(
-        gunicorn, api.api_key, f"multipart/form-data; boundary={boundary}", upload
+        gunicorn.port, api.api_key, f"multipart/form-data; boundary={boundary}", upload
     )
     assert status == 411, content
     assert not Job.objects.exists()
