@@ -38,11 +38,11 @@ from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from jobs import registry
-from jobs.auth import KEY_MARK
+from jobs.auth import KEY_MARK, actor_name
 from jobs.errors import Conflict
 from jobs.models import ApiKey, Job, JobEvent, JobStatus
 from jobs.services import api_key_create, api_key_revoke, job_cancel, job_restart
-from jobs.transitions import can_transition
+from jobs.transitions import can_cancel, can_restart
 
 # At or above this many rows (by PostgreSQL's estimate) an unfiltered list shows the estimate.
 ESTIMATE_FROM = 100_000
@@ -227,8 +227,8 @@ def steer(jobs: Iterable[Job], step: Callable[[Job, str], str], *, actor: str) -
 
 
 def actor_of(request: HttpRequest) -> str:
-    """Who is acting, as the event log records it (same form as ``jobs.auth.actor_for``)."""
-    return f"user:{request.user.get_username()}"
+    """Who is acting in the admin, as the event log records it."""
+    return actor_name(request.user)
 
 
 # --- Job ---------------------------------------------------------------------------------
@@ -533,10 +533,8 @@ class JobAdmin(TextSafeAdmin):
                     f"{settings.JOBSITE_FLOWER_URL.rstrip('/')}/task/{obj.celery_task_id}"
                 )
         if obj is not None and self.has_steer_permission(request):
-            context["can_cancel_job"] = can_transition(obj.status, JobStatus.CANCELLED)
-            context["can_restart_job"] = obj.is_terminal and can_transition(
-                obj.status, JobStatus.PENDING
-            )
+            context["can_cancel_job"] = can_cancel(obj.status)
+            context["can_restart_job"] = can_restart(obj.status)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 

@@ -280,11 +280,18 @@ class ApiKeyAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+def actor_name(user: Any, api_key: ApiKey | None = None) -> str:
+    """Who is acting, as the event log records it: the key when one was used (its prefix,
+    never the secret), else the user. Every actor a person causes is written here."""
+    if api_key is not None:
+        return f"api_key:{KEY_MARK}{api_key.prefix}"
+    return f"user:{user.get_username()}"
+
+
 def actor_for(request: Request) -> str:
-    """Who is acting, as the event log records it."""
-    if isinstance(request.auth, ApiKey):
-        return f"api_key:{KEY_MARK}{request.auth.prefix}"
-    return f"user:{request.user.get_username()}"
+    """The actor of an API request."""
+    auth = getattr(request, "auth", None)
+    return actor_name(request.user, auth if isinstance(auth, ApiKey) else None)
 
 
 class ApiKeyRateThrottle(BaseThrottle):
