@@ -18,6 +18,9 @@ from processing.documents.base import DocumentError
 SNIFF_BYTES = 64 * 1024
 # PDF readers accept junk before the header; Acrobat looks within the first 1024 bytes.
 _PDF_HEADER_WINDOW = 1024
+_PDF_HEADER = b"%PDF-"
+# The head ``has_pdf_header`` needs: a header starting anywhere in the window.
+PDF_HEAD_BYTES = _PDF_HEADER_WINDOW + len(_PDF_HEADER)
 _ZIP_MAGIC = b"PK\x03\x04"
 _EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 # Bounded reads of the small ZIP members that name the format.
@@ -108,19 +111,15 @@ def detect_format(path: Path) -> str:
         head = handle.read(SNIFF_BYTES)
     if not head:
         raise DocumentError("File is empty", code="empty_file")
-    if b"%PDF-" in head[: _PDF_HEADER_WINDOW + 5]:
+    if has_pdf_header(head):
         return "pdf"
     if head.startswith(_ZIP_MAGIC):
         return _zip_format(path)
     if head.startswith(_EMPTY_ZIP_MAGIC):
         raise _unsupported("empty ZIP archive")
-    for offset, magic, name in _MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            raise _unsupported(name)
-    if head[:4] == b"RIFF" and len(head) >= 12:
-        raise _unsupported(_RIFF_KINDS.get(head[8:12], "RIFF media file"))
-    if head[4:8] == b"ftyp":
-        raise _unsupported("MP4/QuickTime media or HEIF image")
+    kind = describe(head)
+    if kind is not None:
+        raise _unsupported(kind)
     encoding = guess_encoding(head)
     if encoding is None:
         raise _unsupported("unrecognised binary data")
@@ -135,6 +134,25 @@ def detect_format(path: Path) -> str:
     if markup == "fragment" and not markdown:
         return "html"
     return "markdown" if markdown else "text"
+
+
+def has_pdf_header(head: bytes) -> bool:
+    """Whether the file's first ``PDF_HEAD_BYTES`` hold a PDF header where readers look
+    for one; the PDF extractor asks too, so both agree on what a PDF is."""
+    return _PDF_HEADER in head[:PDF_HEAD_BYTES]
+
+
+def describe(head: bytes) -> str | None:
+    """Name a file type we do not extract from its magic number, so an error can say what
+    a file really is and not only what it is not; None when the bytes name no such type."""
+    for offset, magic, name in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    if head[:4] == b"RIFF" and len(head) >= 12:
+        return _RIFF_KINDS.get(head[8:12], "RIFF media file")
+    if head[4:8] == b"ftyp":
+        return "MP4/QuickTime media or HEIF image"
+    return None
 
 
 def _unsupported(what: str) -> DocumentError:

@@ -21,6 +21,7 @@ from rapidfuzz import fuzz
 
 from processing.documents import pdf
 from processing.documents.base import Block, DocumentError, Limits, Unit
+from processing.documents.pdf import glyphs, layout, ocr
 from tests import documents
 from tests.documents import Sample
 
@@ -138,7 +139,7 @@ def test_words_hyphenated_at_line_ends_are_joined(report_units: list[Unit]) -> N
 def test_text_page_with_a_picture_is_not_sent_to_ocr(report: Sample) -> None:
     document = pdfium.PdfDocument(report.path)
     try:
-        assert pdf._image_share(document[1]) >= pdf.OCR_MIN_IMAGE_SHARE  # page 2's picture
+        assert ocr.image_share(document[1]) >= ocr.OCR_MIN_IMAGE_SHARE  # page 2's picture
     finally:
         document.close()
     document = pdf.read(report.path, Limits())
@@ -171,11 +172,11 @@ def test_pdf_without_pages(tmp_path: Path) -> None:
 
 
 def test_text_cleaning() -> None:
-    assert pdf._clean("ﬁnd the ﬂow, eﬀect") == "find the flow, effect"
-    assert pdf._clean("f1, . . . , fr and X˜") == "f1, ... , fr and X̃"
+    assert glyphs.clean("ﬁnd the ﬂow, eﬀect") == "find the flow, effect"
+    assert glyphs.clean("f1, . . . , fr and X˜") == "f1, ... , fr and X̃"
 
     def joined(*texts: str) -> str:
-        return pdf._paragraph_text([pdf._Line(text, 0, 0, 0, 10, False) for text in texts])
+        return layout.paragraph_text([layout.Line(text, 0, 0, 0, 10, False) for text in texts])
 
     assert joined("die Topo-", "logie ist") == "die Topologie\nist"
     assert joined("die E-", "Mail kam") == "die E-Mail\nkam"
@@ -278,7 +279,7 @@ def test_without_tesseract_the_page_comes_with_a_warning(
     request: pytest.FixtureRequest, source: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = image_only(request, source)
-    monkeypatch.setattr(pdf.shutil, "which", lambda name: None)
+    monkeypatch.setattr(ocr.shutil, "which", lambda name: None)
     document = pdf.read(path, Limits())
     first = next(document.units)  # the scan made here has nothing else: the end fails
     assert first.ocr is False
