@@ -30,8 +30,8 @@ TARGET = 0.8
 def jobsite_fixtures(jobs: int) -> tuple[str, list[str]]:
     from django.contrib.auth import get_user_model
 
+    from jobs.auth import api_key_create
     from jobs.models import Job, JobStatus
-    from jobs.services import api_key_create
 
     user = get_user_model().objects.create_user("bench-api")
     _, key = api_key_create(user=user)

@@ -45,7 +45,7 @@ def rest_server(setup: Setup) -> str:
 def api_key(name: str) -> str:
     from django.contrib.auth import get_user_model
 
-    from jobs.services import api_key_create
+    from jobs.auth import api_key_create
 
     user, _ = get_user_model().objects.get_or_create(username=name)
     return api_key_create(user=user)[1]

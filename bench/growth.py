@@ -92,8 +92,8 @@ def run(setup: Setup, args: argparse.Namespace) -> None:
 
     from django.contrib.auth import get_user_model
 
+    from jobs.auth import api_key_create
     from jobs.models import Job
-    from jobs.services import api_key_create
     from jobsite.celery import app
 
     owner = get_user_model().objects.create_user("bench-growth")

@@ -82,7 +82,7 @@ def run(setup: Setup, args: argparse.Namespace, counter_url: str) -> None:
     from django.contrib.auth import get_user_model
 
     from bench.watchers import worker_latency
-    from jobs.services import api_key_create
+    from jobs.auth import api_key_create
     from jobsite.celery import app
 
     _, key = api_key_create(user=get_user_model().objects.create_user("bench-latency"))

@@ -47,11 +47,11 @@ def count_queries(owner: Any) -> tuple[int, int]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from jobs import services
+    from jobs import publish, services
     from jobs.tasks import run_job
 
     with (
-        mock.patch.object(services, "publish_on_commit"),
+        mock.patch.object(publish, "publish_on_commit"),
         CaptureQueriesContext(connection) as created,
     ):
         job, _ = services.job_create(owner=owner, job_type="echo", params={}, actor="bench")

@@ -274,8 +274,8 @@ def main() -> None:
 async def run(setup: Setup, args: argparse.Namespace) -> dict[str, Any]:
     from asgiref.sync import sync_to_async
 
+    from jobs.auth import api_key_create
     from jobs.models import Job, JobStatus
-    from jobs.services import api_key_create
 
     def fixtures() -> tuple[list[str], str]:
         from django.contrib.auth import get_user_model

@@ -1,4 +1,5 @@
-"""App config: connects the Celery signal handlers once Django is ready."""
+"""App config: connects the Celery signal handlers and the Django Tasks backend once
+Django is ready."""
 
 from django.apps import AppConfig
 
@@ -9,5 +10,8 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from jobs import signals  # noqa: F401  (connects the Celery signal handlers)
+        from jobs import (
+            signals,  # noqa: F401  (connects the Celery signal handlers)
+            taskbackend,  # noqa: F401  (finds Django tasks by their module path)
+        )
         from jobs.api import schema  # noqa: F401  (registers the OpenAPI auth scheme)

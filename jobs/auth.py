@@ -77,6 +77,19 @@ def generate_key() -> tuple[str, str, str]:
     return prefix, key, hash_key(key)
 
 
+def api_key_create(*, user: Any, name: str = "") -> tuple[ApiKey, str]:
+    """Create a key; the plain key is returned once and never stored."""
+    prefix, key, hashed = generate_key()
+    api_key = ApiKey.objects.create(user=user, name=name, prefix=prefix, hashed_key=hashed)
+    return api_key, key
+
+
+def api_key_revoke(api_key: ApiKey) -> None:
+    """Revoke a key at once in every web process (its cached copy is dropped too)."""
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    forget_key(api_key.prefix)
+
+
 def key_from_headers(request: Request) -> str | None:
     return key_from_header_values(
         request.META.get("HTTP_AUTHORIZATION", ""), request.META.get("HTTP_X_API_KEY", "")

@@ -24,7 +24,6 @@ from jobsite.celery import app
 
 log = logging.getLogger(__name__)
 
-S = JobStatus
 BATCH = 500
 
 
@@ -40,7 +39,9 @@ def sweep() -> dict[str, int]:
 
 
 def publish_due_scheduled() -> int:
-    due = Job.objects.filter(status=S.SCHEDULED, run_at__lte=timezone.now()).order_by("run_at")
+    due = Job.objects.filter(status=JobStatus.SCHEDULED, run_at__lte=timezone.now()).order_by(
+        "run_at"
+    )
     return sum(services.job_publish_due_scheduled(job) for job in due[:BATCH])
 
 
@@ -48,7 +49,7 @@ def publish_due_retries() -> int:
     """Retries too far off for a broker countdown, and countdowns whose message was lost."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.JOBSITE_DISPATCH_AFTER)
-    due = Job.objects.filter(status=S.RETRYING, next_retry_at__lte=now).filter(
+    due = Job.objects.filter(status=JobStatus.RETRYING, next_retry_at__lte=now).filter(
         Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale)
     )
     return sum(
@@ -66,7 +67,7 @@ def redispatch_lost_pending() -> int:
     jobs; a duplicate would be harmless (the claim) but costs a claim.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.JOBSITE_DISPATCH_AFTER)
-    stale = Job.objects.filter(status=S.PENDING).filter(
+    stale = Job.objects.filter(status=JobStatus.PENDING).filter(
         Q(dispatched_at__lt=cutoff) | Q(dispatched_at__isnull=True, created_at__lt=cutoff)
     )
     by_queue: dict[str, list[Job]] = defaultdict(list)
@@ -79,7 +80,7 @@ def redispatch_lost_pending() -> int:
         return 0  # the broker is down: publishing would fail too
     count = 0
     for queue, jobs in by_queue.items():
-        pending = Job.objects.filter(status=S.PENDING, queue=queue).count()
+        pending = Job.objects.filter(status=JobStatus.PENDING, queue=queue).count()
         missing = pending - depths.get(queue, 0)
         for job in jobs[: max(0, missing)]:
             count += services.job_redispatch(
@@ -92,7 +93,7 @@ def reap_lost_workers() -> int:
     """Running jobs whose worker stopped beating: retry them, or fail with worker_lost."""
     timeout = settings.JOBSITE_HEARTBEAT_TIMEOUT
     cutoff = timezone.now() - timedelta(seconds=timeout)
-    lost = Job.objects.filter(status=S.RUNNING, heartbeat_at__lt=cutoff)[:BATCH]
+    lost = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)[:BATCH]
     return sum(
         services.job_attempt_failed(
             job.pk,
@@ -114,7 +115,7 @@ def fail_overdue_attempts() -> int:
     now = timezone.now()
     grace = timedelta(seconds=HARD_LIMIT_GRACE + settings.JOBSITE_HEARTBEAT_TIMEOUT)
     # Running jobs are few (one per pool slot): the per-job deadline is checked here.
-    running = Job.objects.filter(status=S.RUNNING, attempt_started_at__lt=now - grace)
+    running = Job.objects.filter(status=JobStatus.RUNNING, attempt_started_at__lt=now - grace)
     overdue = [
         job
         for job in running.only("pk", "celery_task_id", "time_limit", "attempt_started_at")
@@ -145,7 +146,7 @@ def terminate_ignored_cancels() -> int:
     """Running jobs asked to cancel that did not reach a progress call within the grace."""
     cutoff = timezone.now() - timedelta(seconds=settings.JOBSITE_CANCEL_GRACE)
     count = 0
-    for job in Job.objects.filter(status=S.RUNNING, cancel_requested_at__lt=cutoff)[:BATCH]:
+    for job in Job.objects.filter(status=JobStatus.RUNNING, cancel_requested_at__lt=cutoff)[:BATCH]:
         if services.job_terminate_cancelled(job):
             count += 1
             _kill(job)

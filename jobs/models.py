@@ -19,6 +19,9 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# The longest Idempotency-Key a client may send (the column's width; the API says so).
+IDEMPOTENCY_KEY_MAX = 255
+
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 # Other job APIs' words for our statuses, accepted wherever a client sends a status
@@ -67,7 +70,9 @@ class Job(models.Model):
         db_index=False,
     )
     # NULL, not "": jobs without a key must not collide in the unique constraint.
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    idempotency_key = models.CharField(  # noqa: DJ001
+        max_length=IDEMPOTENCY_KEY_MAX, null=True, blank=True
+    )
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     callback_url = models.URLField(max_length=2000, blank=True, default="")
     input_file = models.FileField(upload_to="uploads/%Y/%m/%d/", blank=True, default="")

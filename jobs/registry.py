@@ -2,7 +2,8 @@
 
 Pipelines register themselves with ``@register("name", params=Model, ...)``. Functions
 decorated with Django's ``@task`` (or ``jobs.background``) become job types named by
-their module path the first time a worker or the task backend meets them.
+their module path the first time a worker or the task backend meets them: the backend
+adds them here, and finds them for names the table lacks (``add_finder``).
 """
 
 from __future__ import annotations
@@ -87,6 +88,15 @@ def pydantic_errors(exc: ValidationError) -> dict[str, list[str]]:
 
 
 _types: dict[str, JobType] = {}
+# Where a name the table lacks is looked for (``jobs.taskbackend`` finds a Django task by
+# its module path): the table itself knows no backend.
+_finders: list[Callable[[str], JobType | None]] = []
+
+
+def add_finder(find: Callable[[str], JobType | None]) -> None:
+    """Look names the table lacks up with ``find`` too (first registered, first asked)."""
+    if find not in _finders:
+        _finders.append(find)
 
 
 def register(
@@ -123,13 +133,18 @@ def register(
                 memory_limit_mb=(
                     default_memory_limit_mb() if memory_limit_mb is None else memory_limit_mb
                 ),
-                description=description or (func.__doc__ or "").strip().splitlines()[0],
+                description=description or first_line(func.__doc__),
                 example=example or {},
             )
         )
         return func
 
     return decorator
+
+
+def first_line(doc: str | None) -> str:
+    """A docstring's first line, or "" for a function that has none."""
+    return next(iter((doc or "").strip().splitlines()), "")
 
 
 def add(job_type: JobType) -> None:
@@ -142,7 +157,7 @@ def get(name: str, *, public_only: bool = False) -> JobType:
     """The job type called ``name``; unknown or non-public names raise ``UnknownJobType``."""
     job_type = _types.get(name)
     if job_type is None and not public_only:
-        job_type = _load_task_type(name)
+        job_type = next((found for find in _finders if (found := find(name)) is not None), None)
     if job_type is None or (public_only and not job_type.public):
         raise UnknownJobType(
             f"Unknown job type '{name}'",
@@ -151,45 +166,14 @@ def get(name: str, *, public_only: bool = False) -> JobType:
     return job_type
 
 
+def find(name: str) -> JobType | None:
+    """The job type registered as ``name``, if any (no finder asked)."""
+    return _types.get(name)
+
+
 def public_names() -> list[str]:
     return [name for name, jt in _types.items() if jt.public]
 
 
 def public_types() -> list[JobType]:
     return [jt for jt in _types.values() if jt.public]
-
-
-def _load_task_type(module_path: str) -> JobType | None:
-    """A Django Task named by its module path (rows are only written by server code)."""
-    from django.utils.module_loading import import_string
-    from django_tasks.base import Task
-
-    try:
-        task = import_string(module_path)
-    except ImportError:
-        return None
-    if (registered := _types.get(module_path)) is not None:
-        return registered  # its decorator registered it as the module loaded
-    if not isinstance(task, Task):
-        return None
-    return task_type(task)
-
-
-def task_type(task: Any, **options: Any) -> JobType:
-    """Build (and remember) the job type for a Django ``Task``."""
-    from jobs.taskbackend import run_task
-
-    existing = _types.get(task.module_path)
-    if existing is not None and not options:
-        return existing
-    job_type = JobType(
-        name=task.module_path,
-        run=lambda raw, progress: run_task(task, raw, progress),
-        queue=options.get("queue", task.queue_name),
-        max_retries=options.get("max_retries", DEFAULT_MAX_RETRIES),
-        time_limit=options.get("time_limit", DEFAULT_TIME_LIMIT),
-        public=False,
-        description=(task.func.__doc__ or "").strip(),
-    )
-    _types[job_type.name] = job_type
-    return job_type

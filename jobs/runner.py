@@ -31,9 +31,7 @@ def run_attempt(request: Any, job_id: str) -> Any:
             f"Job type '{job.type}' is not known to this worker", code="unknown_job_type"
         ) from None
     reporter = runtime.Progress(
-        job_id=job.pk,
-        attempt=job.attempts,
-        task_id=request.id,
+        services.AttemptWrites(job.pk, request.id, job.attempts),
         input_path=job.input_file.path if job.input_file else None,
     )
     with runtime.activate(reporter), runtime.memory_limit(job_type.memory_limit_mb):

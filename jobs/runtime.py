@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -30,15 +30,30 @@ log = logging.getLogger(__name__)
 _current: ContextVar[Progress | None] = ContextVar("jobsite_progress", default=None)
 
 
+class AttemptWriter(Protocol):
+    """Where a reporter writes, bound to one attempt (``jobs.services.AttemptWrites``).
+    The runner hands it over: the runtime knows no services, and the services need not be
+    loaded to import the runtime."""
+
+    job_id: Any
+    task_id: str
+    attempt: int
+
+    def progress(self, percent: float, step: str | None, reported_at: float) -> bool: ...
+    def heartbeat(self) -> bool: ...
+    def keep_alive(self) -> bool: ...
+    def stop_reason(self) -> JobError: ...
+    def note(self, message: str, data: Any = None) -> None: ...
+
+
 class Progress:
     """The reporter handed to a pipeline: ``progress(42, "page 42 of 100")``."""
 
-    def __init__(
-        self, *, job_id: Any, attempt: int, task_id: str, input_path: str | None = None
-    ) -> None:
-        self.job_id = job_id
-        self.attempt = attempt
-        self.task_id = task_id
+    def __init__(self, writer: AttemptWriter, *, input_path: str | None = None) -> None:
+        self.writer = writer
+        self.job_id = writer.job_id
+        self.attempt = writer.attempt
+        self.task_id = writer.task_id
         self.input_path = input_path
         self.percent = 0.0
         self.step: str | None = None
@@ -81,32 +96,21 @@ class Progress:
 
     def note(self, message: str, data: Any = None) -> None:
         """Record a notable step in the job's event log (not for every page)."""
-        from jobs.services import job_note
-
-        job_note(
-            self.job_id, actor="system:worker", message=message, attempt=self.attempt, data=data
-        )
+        self.writer.note(message, data)
 
     def flush(self) -> None:
         """Write the latest progress (or just the heartbeat) in one conditional UPDATE."""
-        from jobs import services
-
         with self._write_lock:
             if self._stop is not None:  # stopping: only prove we are alive until we do
-                services.job_keep_alive(self.job_id, self.task_id)
+                self.writer.keep_alive()
                 return
             with self._lock:
                 pending, self._pending = self._pending, False
                 percent, step, at = self.percent, self.step, self._reported_at
             self._last_write = time.monotonic()
-            if pending:
-                alive = services.job_record_progress(
-                    self.job_id, self.task_id, percent, step, reported_at=at
-                )
-            else:
-                alive = services.job_heartbeat(self.job_id, self.task_id)
+            alive = self.writer.progress(percent, step, at) if pending else self.writer.heartbeat()
             if not alive and self._stop is None:
-                self._stop = services.attempt_stop_reason(self.job_id, self.task_id)
+                self._stop = self.writer.stop_reason()
 
     def next_due(self) -> float:
         """When the next write is due: the buffered value's, or the heartbeat's."""

@@ -35,16 +35,14 @@ from jobs.models import Job, JobStatus
 from jobs.queues import Queue
 from jobs.runtime import Progress
 
-S = JobStatus
-
 _STATUS = {
-    S.PENDING: TaskResultStatus.READY,
-    S.SCHEDULED: TaskResultStatus.READY,
-    S.RETRYING: TaskResultStatus.READY,
-    S.RUNNING: TaskResultStatus.RUNNING,
-    S.COMPLETED: TaskResultStatus.SUCCESSFUL,
-    S.FAILED: TaskResultStatus.FAILED,
-    S.CANCELLED: TaskResultStatus.FAILED,
+    JobStatus.PENDING: TaskResultStatus.READY,
+    JobStatus.SCHEDULED: TaskResultStatus.READY,
+    JobStatus.RETRYING: TaskResultStatus.READY,
+    JobStatus.RUNNING: TaskResultStatus.RUNNING,
+    JobStatus.COMPLETED: TaskResultStatus.SUCCESSFUL,
+    JobStatus.FAILED: TaskResultStatus.FAILED,
+    JobStatus.CANCELLED: TaskResultStatus.FAILED,
 }
 
 
@@ -68,7 +66,7 @@ class JobsiteTaskBackend(BaseTaskBackend):
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
-        job_type = registry.task_type(task)
+        job_type = task_type(task)
         # The API's rule for JSON it stores: storable text, bounded depth (a 400 there).
         check_json({"args": normalize_json(args), "kwargs": normalize_json(kwargs)}, name="params")
         if (schema := _kwargs_schemas.get(task.module_path)) is not None:
@@ -99,7 +97,7 @@ class JobsiteTaskBackend(BaseTaskBackend):
     def _result(self, job: Job, task: Task) -> TaskResult:
         params = job.params if isinstance(job.params, dict) else {}
         errors = []
-        if job.status in (S.FAILED, S.CANCELLED) and job.error_code:
+        if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) and job.error_code:
             errors.append(
                 TaskError(
                     exception_class_path="jobs.errors.JobError",
@@ -120,7 +118,7 @@ class JobsiteTaskBackend(BaseTaskBackend):
             errors=errors,
             worker_ids=[job.worker] * job.attempts,
         )
-        if job.status == S.COMPLETED:
+        if job.status == JobStatus.COMPLETED:
             object.__setattr__(result, "_return_value", job.result)
         return result
 
@@ -144,9 +142,7 @@ def run_task(task: Task, raw: dict[str, Any], progress: Progress) -> Any:
     """
     args, kwargs = raw.get("args", []), raw.get("kwargs", {})
     if task.takes_context:
-        from django_tasks.base import TaskResult as _TaskResult
-
-        result = _TaskResult(
+        result = TaskResult(
             task=task,
             id=str(progress.job_id),
             status=TaskResultStatus.RUNNING,
@@ -182,9 +178,38 @@ def background(
 
     def decorator(func: Callable[..., Any]) -> Task:
         task = django_task(func, queue_name=queue, priority=priority)
-        registry.task_type(task, max_retries=max_retries, time_limit=time_limit, queue=queue)
+        task_type(task, max_retries=max_retries, time_limit=time_limit, queue=queue)
         if params is not None:
             _kwargs_schemas[task.module_path] = params
         return task
 
     return decorator
+
+
+def task_type(task: Task, **options: Any) -> registry.JobType:
+    """Build (and add to the registry) the job type for a Django ``Task``."""
+    existing = registry.find(task.module_path)
+    if existing is not None and not options:
+        return existing
+    job_type = registry.JobType(
+        name=task.module_path,
+        run=lambda raw, progress: run_task(task, raw, progress),
+        queue=options.get("queue", task.queue_name),
+        max_retries=options.get("max_retries", registry.DEFAULT_MAX_RETRIES),
+        time_limit=options.get("time_limit", registry.DEFAULT_TIME_LIMIT),
+        public=False,
+        description=(task.func.__doc__ or "").strip(),
+    )
+    registry.add(job_type)
+    return job_type
+
+
+def _find_task_type(module_path: str) -> registry.JobType | None:
+    """A Django Task named by its module path (rows are only written by server code)."""
+    task = _task_for(module_path)
+    if (registered := registry.find(module_path)) is not None:
+        return registered  # its decorator registered it as the module loaded
+    return None if task is None else task_type(task)
+
+
+registry.add_finder(_find_task_type)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from jobs.models import TERMINAL_STATUSES, JobStatus
 
+# What a new job is: due now, or waiting for its run_at.
+INITIAL = frozenset({JobStatus.PENDING, JobStatus.SCHEDULED})
+
 # The life of one run of attempts.
 LIFECYCLE: dict[str, frozenset[str]] = {
     JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),

@@ -1,29 +1,244 @@
-"""A row write and its event in ONE statement on PostgreSQL (a data-modifying CTE).
+"""Every write of a Job's status, for every engine: the one module that knows the engine.
 
-Every job costs a create, a claim and a completion, each a row write plus an event row.
-As an UPDATE, an INSERT and a COMMIT that is three round trips; as one
-``WITH moved AS (UPDATE ... RETURNING id) INSERT INTO jobs_jobevent ... SELECT ... FROM
-moved`` it is one, in autocommit. The SQL of the row write is Django's own (its compiler
-builds it from the queryset), so the conditions, expressions and value adaptation are
-exactly those of ``QuerySet.update`` and ``Model.save``. Other databases (SQLite, the
-embedded default) take the plain ORM path in a transaction.
+A status write is an UPDATE on the status it observed plus an event row, checked first
+against ``jobs.transitions``. On PostgreSQL both go in ONE statement (a data-modifying
+CTE, ``WITH moved AS (UPDATE ... RETURNING id) INSERT INTO jobs_jobevent ... SELECT ...
+FROM moved``), in autocommit: one round trip where an UPDATE, an INSERT and a COMMIT take
+three. Elsewhere (SQLite, the embedded default) it is the ORM's UPDATE and INSERT in a
+transaction.
 
-The two statements every job runs in the worker, its claim and its completion, are also
-written out by hand (``claim``, ``complete``): building them through the ORM cost ten
-times the CPU of running them, and they decide how many jobs a worker moves per second.
+Most status writes build their UPDATE with Django's compiler (``transition``). The two
+every job runs in the worker, its claim and its completion, decide how many jobs a worker
+moves per second, and compiling them through the ORM cost ten times the CPU of running
+them: they are declared once as column-to-value tables (``CLAIM``, ``COMPLETE``), from
+which this module builds both the PostgreSQL statement (once per process, prepared on the
+server) and the ORM's ``update()`` values for other engines.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import Model, QuerySet, sql
+from django.db.models import F, Model, Q, QuerySet, Value, sql
+from django.db.models.functions import Coalesce
 
-from jobs.models import Job, JobEvent
+from jobs.models import Job, JobEvent, JobStatus
+from jobs.transitions import INITIAL, can_transition
+
+# Whether PostgreSQL takes the one-statement paths. Off, it takes the ORM's, as SQLite
+# does: the parity test runs both on one database and compares what they wrote.
+ONE_STATEMENT = True
+
+
+def _one_statement(db: str) -> bool:
+    return ONE_STATEMENT and connections[db].vendor == "postgresql"
+
+
+def check_transition(from_status: str, to_status: str) -> None:
+    """Refuse a move the table forbids, before anything is written."""
+    if not can_transition(from_status, to_status):
+        raise ValueError(f"transition {from_status} -> {to_status} is not allowed")
+
+
+# --- a column-to-value table, for SQL and for the ORM ---------------------------------------
+
+
+class Arg(str):
+    """A value given with each call, by name (``now``, ``task_id``...)."""
+
+
+class FromRow(str):
+    """An event value taken from the row as written (say, its new ``attempts``)."""
+
+
+@dataclass(frozen=True)
+class Plus:
+    """The column's value plus ``n`` (``attempts + 1``)."""
+
+    n: int
+
+
+@dataclass(frozen=True)
+class Unless:
+    """The column's value if it has one, else the argument (a first start is kept)."""
+
+    arg: Arg
+
+
+_ATTEMPT = Arg("attempt")
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    """One hot status write, declared once: ``values`` maps each column to a constant, an
+    ``Arg``, ``Plus`` or ``Unless``; ``match`` names the columns (besides id and status)
+    that must equal an argument; ``due`` adds "and not before ``%(due)s``" (a retry's
+    backoff); the event's ``attempt`` is an argument or the row's new value."""
+
+    to_status: str
+    values: dict[str, Any]
+    match: dict[str, Arg] = field(default_factory=dict)
+    due: bool = False
+    attempt: Arg | FromRow = _ATTEMPT
+
+    def orm_values(self, args: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for column, value in self.values.items():
+            if isinstance(value, Arg):
+                out[column] = args[value]
+            elif isinstance(value, Plus):
+                out[column] = F(column) + value.n
+            elif isinstance(value, Unless):
+                out[column] = Coalesce(F(column), Value(args[value.arg]))
+            else:
+                out[column] = value
+        return {"status": self.to_status, "updated_at": args["now"], **out}
+
+    def orm_where(self, args: dict[str, Any]) -> Q:
+        where = Q(**{column: args[arg] for column, arg in self.match.items()})
+        if self.due and args["due"] is not None:
+            where &= Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=args["due"])
+        return where
+
+    def sql(self, returning: list[str]) -> str:
+        """The UPDATE, its event and the row's ``returning`` columns, in one statement.
+
+        ``status || ''``: compared bare, a custom plan for ``status = 'pending'`` may take
+        the partial index job_pending (statistics from before a backlog say it is tiny)
+        and walk every pending entry, dead ones included, to find one id: each claim then
+        costs O(backlog). The expression leaves the primary key the only index.
+        """
+        sets = ["status = %(to)s, updated_at = %(now)s"]
+        for column, value in self.values.items():
+            if isinstance(value, Arg):
+                sets.append(f"{column} = %({value})s")
+            elif isinstance(value, Plus):
+                sets.append(f"{column} = {column} + {value.n}")
+            elif isinstance(value, Unless):
+                sets.append(f"{column} = COALESCE({column}, %({value.arg})s)")
+            else:
+                sets.append(f"{column} = %(set_{column})s")
+        where = ["id = %(id)s", "status || '' = %(from)s"]
+        where += [f"{column} = %({arg})s" for column, arg in self.match.items()]
+        if self.due:
+            where.append(
+                "(%(due)s::timestamptz IS NULL OR next_retry_at IS NULL "
+                "OR next_retry_at <= %(due)s::timestamptz)"
+            )
+        attempt = self.attempt if isinstance(self.attempt, FromRow) else f"%({self.attempt})s"
+        columns = ", ".join(Job._meta.get_field(name).column for name in returning)
+        return (
+            f"WITH moved AS (UPDATE jobs_job SET {', '.join(sets)} WHERE {' AND '.join(where)} "
+            f"RETURNING {columns}), event AS (INSERT INTO jobs_jobevent (job_id, at, kind, "
+            "from_status, to_status, actor, reason, attempt, data) SELECT id, %(now)s, "
+            f"%(kind)s, %(from)s, %(to)s, %(actor)s, %(reason)s, {attempt}, NULL FROM moved) "
+            f"SELECT {columns} FROM moved"
+        )
+
+    def sql_params(self, args: dict[str, Any], db: str) -> dict[str, Any]:
+        """The arguments as the database takes them (each adapted by its column's field)."""
+        connection = connections[db]
+        params = {**args, "to": self.to_status, "kind": JobEvent.Kind.TRANSITION}
+        for column, value in [*self.values.items(), *self.match.items()]:
+            arg = value.arg if isinstance(value, Unless) else value
+            if isinstance(arg, Arg):
+                field_ = Job._meta.get_field(column)
+                params[arg] = field_.get_db_prep_save(args[arg], connection)
+            elif not isinstance(value, Plus):
+                params[f"set_{column}"] = value
+        return params
+
+
+# One attempt takes the job (pending, or retrying and due).
+CLAIM = StatusWrite(
+    to_status=JobStatus.RUNNING,
+    values={
+        "attempts": Plus(1),
+        "started_at": Unless(Arg("now")),
+        "heartbeat_at": Arg("now"),
+        "attempt_started_at": Arg("now"),
+        "celery_task_id": Arg("task_id"),
+        "worker": Arg("worker"),
+        "next_retry_at": None,
+        "progress": 0.0,
+        "current_step": "",
+        "dispatched_at": None,
+    },
+    due=True,
+    attempt=FromRow("attempts"),
+)
+
+# The attempt that holds the job finishes it.
+COMPLETE = StatusWrite(
+    to_status=JobStatus.COMPLETED,
+    values={
+        "result": Arg("result"),
+        "progress": 100.0,
+        "completed_at": Arg("now"),
+        "heartbeat_at": None,
+        "error_code": "",
+        "error_message": "",
+        "error_traceback": "",
+    },
+    match={"celery_task_id": Arg("task_id")},
+)
+
+_statements: dict[tuple[int, tuple[str, ...]], tuple[str, list[str]]] = {}
+
+
+def _hot_write(
+    write: StatusWrite, job_id: Any, from_status: str, returning: tuple[str, ...], **args: Any
+) -> Job | None:
+    """Run ``write`` from ``from_status``; the row's ``returning`` fields, or None when
+    the job was not there to move."""
+    check_transition(from_status, write.to_status)
+    args = {"id": job_id, "from": from_status, **args}
+    db = "default"
+    # from_db takes the values in the model's field order, whatever order names them; the
+    # event may need a value of the row as written.
+    wanted = {"id", *returning, *([write.attempt] if isinstance(write.attempt, FromRow) else [])}
+    names = [f.name for f in Job._meta.concrete_fields if f.name in wanted]
+    if not _one_statement(db):
+        event = {
+            "job_id": job_id,
+            "at": args["now"],
+            "kind": JobEvent.Kind.TRANSITION,
+            "from_status": from_status,
+            "to_status": write.to_status,
+            "actor": args["actor"],
+            "reason": args["reason"],
+            "attempt": write.attempt if isinstance(write.attempt, FromRow) else args["attempt"],
+            "data": None,
+        }
+        query = Job.objects.filter(pk=job_id, status=from_status).filter(write.orm_where(args))
+        return _update_returning(query, job_id, write.orm_values(args), event, names)
+    key = (id(write), tuple(names))
+    if key not in _statements:
+        _statements[key] = (write.sql(names), names)
+    statement, names = _statements[key]
+    with _prepared_cursor(db) as cursor:
+        cursor.execute(statement, write.sql_params(args, db))
+        row = cursor.fetchone()
+    return None if row is None else model_from_row(Job, names, row, db)
+
+
+def claim(job_id: Any, from_status: str, *, fields: tuple[str, ...], **args: Any) -> Job | None:
+    """The claim (``CLAIM``), its event and the row's ``fields``; ``args`` names ``now``,
+    ``due`` (or None), ``task_id``, ``worker``, ``actor`` and ``reason``."""
+    return _hot_write(CLAIM, job_id, from_status, fields, **args)
+
+
+def complete(job_id: Any, **args: Any) -> bool:
+    """The completion (``COMPLETE``) and its event; ``args`` names ``now``, ``task_id``,
+    ``result``, ``attempt``, ``actor`` and ``reason``."""
+    return _hot_write(COMPLETE, job_id, JobStatus.RUNNING, (), **args) is not None
+
+
+# --- any other status write --------------------------------------------------------------
 
 _EVENT_COLUMNS = (
-    "job_id",
     "at",
     "kind",
     "from_status",
@@ -35,41 +250,61 @@ _EVENT_COLUMNS = (
 )
 
 
-class FromRow(str):
-    """An event value taken from the row as written (say, its new ``attempts``)."""
+def transition(
+    query: QuerySet,
+    from_status: str,
+    to_status: str,
+    values: dict[str, Any],
+    event: dict[str, Any],
+    returning: list[str] | None = None,
+) -> Any:
+    """``query.update(status=to_status, **values)`` on one job still in ``from_status``
+    and, if it moved, ``event`` (which names the row in ``job_id``). Returns whether it
+    moved or, with ``returning``, the moved row with those fields (None if it did not)."""
+    check_transition(from_status, to_status)
+    query = query.filter(status=from_status)
+    values = {"status": to_status, **values}
+    event = {**event, "kind": JobEvent.Kind.TRANSITION}
+    event.update(from_status=from_status, to_status=to_status)
+    job_id = event["job_id"]
+    if returning is None:
+        return _update(query, values, event)
+    return _update_returning(query, job_id, values, event, returning)
 
 
 def _event_sql(source: str, event: dict[str, Any], db: str) -> tuple[str, list[Any]]:
     """``INSERT INTO jobs_jobevent ... SELECT id, <values> FROM source``."""
     connection = connections[db]
     quote = connection.ops.quote_name
-    columns = [c for c in _EVENT_COLUMNS if c != "job_id"]
     exprs, params = [], []
-    for column in columns:
+    for column in _EVENT_COLUMNS:
         value = event.get(column)
         if isinstance(value, FromRow):
             exprs.append(f"{source}.{quote(value)}")
         else:
             exprs.append("%s")
             params.append(JobEvent._meta.get_field(column).get_db_prep_save(value, connection))
-    names = ", ".join(quote(c) for c in ("job_id", *columns))
+    names = ", ".join(quote(c) for c in ("job_id", *_EVENT_COLUMNS))
     table = quote(JobEvent._meta.db_table)
     return f"INSERT INTO {table} ({names}) SELECT id, {', '.join(exprs)} FROM {source}", params
 
 
-def update_with_event(query: QuerySet, values: dict[str, Any], event: dict[str, Any]) -> bool:
-    """``query.update(**values)`` on one row and, if it changed, insert ``event`` (which
-    names the row in ``job_id``)."""
+def _compiled_update(query: QuerySet, values: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """The SQL of ``query.update(**values)``, exactly as Django's compiler builds it."""
+    update = query.query.chain(sql.UpdateQuery)
+    update.add_update_values(values)
+    return update.get_compiler(query.db).as_sql()
+
+
+def _update(query: QuerySet, values: dict[str, Any], event: dict[str, Any]) -> bool:
     connection = connections[query.db]
-    if connection.vendor != "postgresql":
+    if not _one_statement(query.db):
         with transaction.atomic(using=query.db):
             if not query.update(**values):
                 return False
             JobEvent.objects.using(query.db).create(**event)
         return True
-    update = query.query.chain(sql.UpdateQuery)
-    update.add_update_values(values)
-    update_sql, update_params = update.get_compiler(query.db).as_sql()
+    update_sql, update_params = _compiled_update(query, values)
     table = connection.ops.quote_name(query.model._meta.db_table)
     insert_sql, insert_params = _event_sql("moved", event, query.db)
     with connection.cursor() as cursor:
@@ -80,13 +315,11 @@ def update_with_event(query: QuerySet, values: dict[str, Any], event: dict[str, 
         return cursor.rowcount == 1
 
 
-def update_returning_with_event(
+def _update_returning(
     query: QuerySet, pk: Any, values: dict[str, Any], event: dict[str, Any], fields: list[str]
 ) -> Model | None:
-    """Like ``update_with_event``, and give back the written row (only ``fields``), or None
-    when nothing matched: one round trip where a claim would otherwise take three."""
     model, connection = query.model, connections[query.db]
-    if connection.vendor != "postgresql":
+    if not _one_statement(query.db):
         with transaction.atomic(using=query.db):
             if not query.update(**values):
                 return None
@@ -96,9 +329,7 @@ def update_returning_with_event(
             )
         return obj
     quote = connection.ops.quote_name
-    update = query.query.chain(sql.UpdateQuery)
-    update.add_update_values(values)
-    update_sql, update_params = update.get_compiler(query.db).as_sql()
+    update_sql, update_params = _compiled_update(query, values)
     table = quote(model._meta.db_table)
     # from_db takes the values in the model's field order, whatever order names them.
     wanted = {"id", *fields}
@@ -120,20 +351,25 @@ def model_from_row(model: type[Model], names: list[str], row: Any, db: str) -> M
     connection = connections[db]
     converted = []
     for name, value in zip(names, row, strict=True):
-        field = model._meta.get_field(name)
-        for converter in field.get_db_converters(connection):
-            value = converter(value, field.get_col(model._meta.db_table), connection)
+        field_ = model._meta.get_field(name)
+        for converter in field_.get_db_converters(connection):
+            value = converter(value, field_.get_col(model._meta.db_table), connection)
         converted.append(value)
     return model.from_db(db, names, converted)
 
 
+# --- a new job ------------------------------------------------------------------------------
+
 _insert_cache: dict[type[Model], tuple[str, list[Any]]] = {}
 
 
-def insert_with_event(obj: Model, event: dict[str, Any], using: str = "default") -> None:
+def insert_with_event(obj: Job, event: dict[str, Any], using: str = "default") -> None:
     """``obj.save(force_insert=True)`` and the event for the new row."""
+    if obj.status not in INITIAL:
+        raise ValueError(f"a job cannot be created {obj.status}")
+    event = {**event, "from_status": "", "to_status": obj.status}
     connection = connections[using]
-    if connection.vendor != "postgresql":
+    if not _one_statement(using):
         with transaction.atomic(using=using):
             obj.save(force_insert=True, using=using)
             JobEvent.objects.using(using).create(job_id=obj.pk, **event)
@@ -159,43 +395,9 @@ def insert_with_event(obj: Model, event: dict[str, Any], using: str = "default")
     obj._state.db = using
 
 
-# --- the worker's two statements, written out (PostgreSQL) ---------------------------------
-
-_EVENT_INSERT = (
-    "INSERT INTO jobs_jobevent (job_id, at, kind, from_status, to_status, actor, reason, "
-    "attempt, data) SELECT id, %(now)s, %(kind)s, %(from)s, %(to)s, %(actor)s, %(reason)s, "
-    "{attempt}, NULL FROM moved"
-)
-
-# ``status || ''`` in the two statements below: compared bare, a custom plan for
-# ``status = 'pending'`` may take the partial index job_pending (statistics from before a
-# backlog say it is tiny) and walk every pending entry, dead ones included, to find one id:
-# each claim then costs O(backlog). The expression leaves the primary key the only index.
-_CLAIM = (
-    "WITH moved AS (UPDATE jobs_job SET status = %(to)s, updated_at = %(now)s, "
-    "attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s), "
-    "heartbeat_at = %(now)s, attempt_started_at = %(now)s, celery_task_id = %(task_id)s, "
-    "worker = %(worker)s, next_retry_at = NULL, progress = 0, current_step = '', "
-    "dispatched_at = NULL "
-    "WHERE id = %(id)s AND status || '' = %(from)s AND (%(due)s::timestamptz IS NULL "
-    "OR next_retry_at IS NULL OR next_retry_at <= %(due)s::timestamptz) "
-    "RETURNING {columns}), "
-    f"event AS ({_EVENT_INSERT.format(attempt='attempts')}) "
-    "SELECT {columns} FROM moved"
-)
-
-_COMPLETE = (
-    "WITH moved AS (UPDATE jobs_job SET status = %(to)s, updated_at = %(now)s, "
-    "result = %(result)s, progress = 100, completed_at = %(now)s, heartbeat_at = NULL, "
-    "error_code = '', error_message = '', error_traceback = '' "
-    "WHERE id = %(id)s AND status || '' = %(from)s AND celery_task_id = %(task_id)s RETURNING id) "
-    f"{_EVENT_INSERT.format(attempt='%(attempt)s')}"
-)
-
-
 def _prepared_cursor(db: str) -> Any:
     """A cursor binding parameters on the server, where psycopg prepares a statement run
-    five times: PostgreSQL then parses and plans each of these two once per connection.
+    five times: PostgreSQL then parses and plans each hot statement once per connection.
     (Django's own cursors bind on the client, which cannot prepare.)"""
     from django.db.backends.postgresql.base import ServerBindingCursor
 
@@ -203,34 +405,3 @@ def _prepared_cursor(db: str) -> Any:
     connection.ensure_connection()
     # _prepare_cursor: Django's wrapper, so the statement is logged and counted as any other.
     return connection._prepare_cursor(ServerBindingCursor(connection.connection))
-
-
-_claim_cache: dict[tuple[str, ...], tuple[str, list[str]]] = {}
-
-
-def claim(
-    job_id: Any, *, fields: tuple[str, ...], db: str = "default", **values: Any
-) -> Job | None:
-    """The claim's UPDATE, its event and the row's ``fields`` in one statement; ``values``
-    names ``now``, ``from``, ``to``, ``due`` (or None), ``task_id``, ``worker``, ``kind``,
-    ``actor`` and ``reason``."""
-    if fields not in _claim_cache:
-        wanted = {"id", *fields}
-        names = [f.name for f in Job._meta.concrete_fields if f.name in wanted]
-        columns = ", ".join(Job._meta.get_field(name).column for name in names)
-        _claim_cache[fields] = (_CLAIM.format(columns=columns), names)
-    statement, names = _claim_cache[fields]
-    with _prepared_cursor(db) as cursor:
-        cursor.execute(statement, {"id": job_id, **values})
-        row = cursor.fetchone()
-    return None if row is None else model_from_row(Job, names, row, db)
-
-
-def complete(job_id: Any, *, result: Any, db: str = "default", **values: Any) -> bool:
-    """The completion's UPDATE and its event in one statement; ``values`` as for ``claim``
-    plus ``attempt``, less ``due`` and ``worker``."""
-    connection = connections[db]
-    stored = Job._meta.get_field("result").get_db_prep_save(result, connection)
-    with _prepared_cursor(db) as cursor:
-        cursor.execute(_COMPLETE, {"id": job_id, "result": stored, **values})
-        return cursor.rowcount == 1

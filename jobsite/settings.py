@@ -296,7 +296,7 @@ JOBSITE_PUBLISH_BACKLOG = env_int("JOBSITE_PUBLISH_BACKLOG", 10_000)
 JOBSITE_DISPATCH_AFTER = env_float("JOBSITE_DISPATCH_AFTER", 30.0)
 # A running job asked to cancel that does not reach a progress call in time is terminated.
 JOBSITE_CANCEL_GRACE = env_float("JOBSITE_CANCEL_GRACE", 10.0)
-# Retry backoff: base * 2**(attempt-1), capped, with full jitter.
+# Retry backoff: base * 2**(attempt-1), capped, with equal jitter (half fixed, half random).
 JOBSITE_RETRY_BACKOFF_BASE = env_float("JOBSITE_RETRY_BACKOFF_BASE", 2.0)
 JOBSITE_RETRY_BACKOFF_MAX = env_float("JOBSITE_RETRY_BACKOFF_MAX", 600.0)
 # Retries due sooner than this are published with a broker countdown; later ones wait in
@@ -348,7 +348,6 @@ JOBSITE_MAX_WATCHERS_PER_KEY = env_int("JOBSITE_MAX_WATCHERS_PER_KEY", 100)
 JOBSITE_LIVE_TOKEN_MAX_AGE = env_int("JOBSITE_LIVE_TOKEN_MAX_AGE", 12 * 3600)
 # Where operators find Flower (linked from the admin); empty hides the link.
 JOBSITE_FLOWER_URL = os.environ.get("JOBSITE_FLOWER_URL", "")
-JOBSITE_IDEMPOTENCY_KEY_MAX = 255
 
 # --- Failed authentication (API keys, live links, the admin's login form) ---------------
 # After this many failures from one client address (IPv6: its /64) within a window of this

@@ -4,11 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.api.routing import API_PREFIX
 from jobs.pages import job_page
 
 urlpatterns = [
-    path("api/v1/", include("jobs.api.urls")),
-    path("api/v1/", include("processing.api.urls")),
+    path(API_PREFIX, include("jobs.api.urls")),  # the live routes: jobs/live/urls.py
+    path(API_PREFIX, include("processing.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),

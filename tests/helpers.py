@@ -14,8 +14,8 @@ from typing import Any
 
 from rest_framework.test import APIClient
 
+from jobs.auth import api_key_create
 from jobs.models import Job
-from jobs.services import api_key_create
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
 from jobs.admin.base import TextSafeAdmin
-from jobs.auth import KEY_MARK
-from jobs.services import api_key_create, api_key_revoke
+from jobs.auth import KEY_MARK, api_key_create, api_key_revoke
 from jobs.models import ApiKey
 
 

@@ -12,11 +12,17 @@ from typing import Any
 
 from django.urls import URLPattern, path
 
+# Where the API's routes start (``jobsite.urls`` mounts them here; the live app matches
+# its routes under it before Django sees the request).
+API_PREFIX = "api/v1/"
 
-def both(route: str, view: Any, name: str | None = None) -> list[URLPattern]:
+
+def both(
+    route: str, view: Any, name: str | None = None, kwargs: dict[str, Any] | None = None
+) -> list[URLPattern]:
     """``route`` as written (named, in the schema) and with its trailing slash toggled."""
     other = route[:-1] if route.endswith("/") else route + "/"
-    return [path(route, view, name=name), path(other, view)]
+    return [path(route, view, kwargs, name=name), path(other, view, kwargs)]
 
 
 def one_spelling(endpoints: list[tuple[Any, ...]], **_: Any) -> list[tuple[Any, ...]]:

@@ -1,6 +1,8 @@
 """``/api/v1/`` routes: ours, and the same operations under Compileo's paths. Each answers
 with and without its trailing slash (``jobs.api.routing``)."""
 
+from django.urls import include, path
+
 from jobs.api import views
 from jobs.api.routing import both
 
@@ -10,12 +12,8 @@ urlpatterns = [
     *both("jobs/status/<str:job_id>", views.CompileoStatusApi.as_view(), name="compileo-status"),
     *both("jobs/cancel/<str:job_id>", views.CompileoCancelApi.as_view(), name="compileo-cancel"),
     *both("jobs/restart/<str:job_id>", views.CompileoRestartApi.as_view(), name="compileo-restart"),
-    # Long-polls and streams are served by the ASGI app (jobs.live.app) before Django sees
-    # them; these answer only where the API runs without it (gunicorn, jobsite/wsgi.py).
-    *both("jobs/status/<str:job_id>/poll", views.live_needs_asgi),
-    *both("jobs/status/<str:job_id>/stream", views.live_needs_asgi),
-    *both("jobs/<str:job_id>/poll/", views.live_needs_asgi),
-    *both("jobs/<str:job_id>/stream/", views.live_needs_asgi),
+    # Long-polls and streams: served by the ASGI app (jobs.live.app), listed there.
+    path("", include("jobs.live.urls")),
     *both("jobs/<str:job_id>/", views.JobDetailApi.as_view(), name="job"),
     *both("jobs/<str:job_id>/cancel/", views.JobCancelApi.as_view(), name="job-cancel"),
     *both("jobs/<str:job_id>/restart/", views.JobRestartApi.as_view(), name="job-restart"),

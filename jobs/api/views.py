@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -31,13 +30,14 @@ from jobs.api.serializers import (
     JobTypeSerializer,
 )
 from jobs.auth import actor_for, live_principal
-from jobs.models import JobStatus
+from jobs.models import IDEMPOTENCY_KEY_MAX, JobStatus
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
-    description="Replaying the same key with the same body returns the original job; "
+    description=f"At most {IDEMPOTENCY_KEY_MAX} characters. Replaying the same key with the "
+    "same body returns the original job; "
     "with a different body, a 422.",
 )
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -91,8 +91,10 @@ class JobListCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > settings.JOBSITE_IDEMPOTENCY_KEY_MAX:
-            raise exceptions.ValidationError({"Idempotency-Key": ["at most 255 characters"]})
+        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+            raise exceptions.ValidationError(
+                {"Idempotency-Key": [f"at most {IDEMPOTENCY_KEY_MAX} characters"]}
+            )
         upload = data.get("file")
         fingerprint = services.request_fingerprint(
             {

@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import math
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,26 +23,24 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
+from django.urls import Resolver404, URLResolver
+from django.urls.resolvers import RegexPattern
 
 from jobs import auth, selectors
 from jobs.api.errors import error_body
+from jobs.api.routing import API_PREFIX
 from jobs.api.serializers import JobSerializer
 from jobs.errors import InvalidInput, JobsiteError, error_fields
-from jobs.live.hub import KEEPALIVE, RESYNC, TERMINAL, Watcher, hub, sse
-from jobs.models import STATUS_SYNONYMS, JobStatus, status_from_client
+from jobs.live.hub import KEEPALIVE, RESYNC, Watcher, hub, sse
+from jobs.models import STATUS_SYNONYMS, TERMINAL_STATUSES, JobStatus, status_from_client
 from jobs.timestamps import iso
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-_ID = r"(?P<job_id>[^/]+)"
-ROUTES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(rf"^/api/v1/jobs/status/{_ID}/poll/?$"), "poll"),
-    (re.compile(rf"^/api/v1/jobs/{_ID}/poll/?$"), "poll"),
-    (re.compile(rf"^/api/v1/jobs/status/{_ID}/stream/?$"), "stream"),
-    (re.compile(rf"^/api/v1/jobs/{_ID}/stream/?$"), "stream"),
-]
+# The live routes (jobs/live/urls.py), matched on their own: only they, and before Django.
+_routes = URLResolver(RegexPattern(rf"^/{API_PREFIX}"), "jobs.live.urls")
 
 # Watchers per principal in this process (the per-key limit).
 _open: Counter[str] = Counter()
@@ -52,10 +49,12 @@ _security_log = logging.getLogger("django.security.DisallowedHost")
 
 
 def route(path: str) -> tuple[str, str] | None:
-    for pattern, kind in ROUTES:
-        if found := pattern.match(path):
-            return kind, found["job_id"]
-    return None
+    """``(kind, job_id)`` of a live route (``poll`` or ``stream``), or None."""
+    try:
+        found = _routes.resolve(path)
+    except Resolver404:
+        return None
+    return found.kwargs["kind"], found.kwargs["job_id"]
 
 
 async def _json(send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] = ()):
@@ -284,7 +283,7 @@ async def _stream(
     if last_event_id != str(seq):
         opening += sse(state, seq)
     await send({"type": "http.response.body", "body": opening, "more_body": True})
-    done = state["status"] in TERMINAL
+    done = state["status"] in TERMINAL_STATUSES
     while not done:
         batch = await watcher.next_batch()
         if watcher.gone:
@@ -302,7 +301,7 @@ async def _stream(
             elif item[0] > sent:
                 sent, state, payload = item
                 chunks.append(payload)
-            done = state["status"] in TERMINAL
+            done = state["status"] in TERMINAL_STATUSES
             if done:
                 break
         if chunks:

@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 RESYNC = "resync"
 KEEPALIVE = "keepalive"
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-
 
 def sse(state: dict[str, Any], seq: int) -> bytes:
     return f"id: {seq}\ndata: {json.dumps(state, default=str)}\n\n".encode()

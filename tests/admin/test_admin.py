@@ -8,11 +8,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from jobs import services
+from jobs import auth, services
 from jobs.auth import hash_key
 from jobs.models import ApiKey, Job, JobEvent, JobStatus
 
-S = JobStatus
 pytestmark = pytest.mark.django_db
 
 JOBS = "/admin/jobs/job/"
@@ -44,7 +43,7 @@ def job_permissions(*codenames):
 
 def test_changelist_shows_status_badges_and_progress_bars(admin_client, owner):
     make_job(owner, params={"payload": "<script>alert(1)</script>"})
-    end(make_job(owner), S.FAILED, progress=40.0)
+    end(make_job(owner), JobStatus.FAILED, progress=40.0)
 
     response = admin_client.get(JOBS)
 
@@ -59,7 +58,7 @@ def test_changelist_shows_status_badges_and_progress_bars(admin_client, owner):
 def test_changelist_filters_and_search(admin_client, owner, django_user_model):
     job = make_job(owner)
     other = make_job(django_user_model.objects.create_user("zed"))
-    end(other, S.COMPLETED)
+    end(other, JobStatus.COMPLETED)
 
     by_id = admin_client.get(JOBS, {"q": str(job.pk)}).content.decode()
     by_owner = admin_client.get(JOBS, {"q": "zed"}).content.decode()
@@ -78,7 +77,7 @@ def test_changelist_filters_and_search(admin_client, owner, django_user_model):
 
 def test_change_page_shows_timeline_and_escaped_json(admin_client, owner):
     job = make_job(owner, params={"payload": "<script>alert('p')</script>"})
-    end(job, S.FAILED, result={"html": "<b>x</b>"}, error_traceback="Traceback <frame>")
+    end(job, JobStatus.FAILED, result={"html": "<b>x</b>"}, error_traceback="Traceback <frame>")
 
     response = admin_client.get(f"{JOBS}{job.pk}/change/")
 
@@ -104,7 +103,7 @@ def test_job_form_never_saves_and_jobs_are_not_added_here(admin_client, owner):
 def test_cancel_action_cancels_waiting_jobs_and_skips_a_completed_one(admin_client, owner):
     waiting = [make_job(owner), make_job(owner)]
     done = make_job(owner)
-    end(done, S.COMPLETED)
+    end(done, JobStatus.COMPLETED)
 
     response = admin_client.post(
         JOBS,
@@ -114,15 +113,15 @@ def test_cancel_action_cancels_waiting_jobs_and_skips_a_completed_one(admin_clie
 
     assert response.status_code == 200
     assert "2 cancelled, 1 skipped: Job is already completed (1)" in messages_of(response)
-    assert {Job.objects.get(pk=j.pk).status for j in waiting} == {S.CANCELLED}
-    assert Job.objects.get(pk=done.pk).status == S.COMPLETED
+    assert {Job.objects.get(pk=j.pk).status for j in waiting} == {JobStatus.CANCELLED}
+    assert Job.objects.get(pk=done.pk).status == JobStatus.COMPLETED
     event = JobEvent.objects.filter(job=waiting[0]).latest("id")
-    assert (event.to_status, event.actor) == (S.CANCELLED, "user:admin")
+    assert (event.to_status, event.actor) == (JobStatus.CANCELLED, "user:admin")
 
 
 def test_restart_action_restarts_a_failed_job(admin_client, owner):
     failed = make_job(owner)
-    end(failed, S.FAILED, error_code="boom")
+    end(failed, JobStatus.FAILED, error_code="boom")
 
     response = admin_client.post(
         JOBS, {"action": "restart_jobs", "_selected_action": [str(failed.pk)]}, follow=True
@@ -130,7 +129,7 @@ def test_restart_action_restarts_a_failed_job(admin_client, owner):
 
     assert "1 restarted" in messages_of(response)
     failed.refresh_from_db()
-    assert (failed.status, failed.error_code) == (S.PENDING, "")
+    assert (failed.status, failed.error_code) == (JobStatus.PENDING, "")
     assert failed.events.latest("id").actor == "user:admin"
 
 
@@ -142,7 +141,7 @@ def test_job_page_buttons_steer_one_job(admin_client, owner):
     assert response.redirect_chain[-1][0] == f"{JOBS}{job.pk}/change/"
     assert f"Job {job.pk}: cancelled." in messages_of(response)
     admin_client.post(f"{JOBS}{job.pk}/restart/")
-    assert Job.objects.get(pk=job.pk).status == S.PENDING
+    assert Job.objects.get(pk=job.pk).status == JobStatus.PENDING
 
     again = admin_client.post(f"{JOBS}{job.pk}/restart/", follow=True)
     assert any("can be restarted" in text for text in messages_of(again))
@@ -157,7 +156,7 @@ def test_steering_needs_the_change_permission(client, owner, django_user_model):
     assert client.get(f"{JOBS}{job.pk}/change/").status_code == 200
     assert client.post(f"{JOBS}{job.pk}/cancel/").status_code == 403
     assert "cancel_jobs" not in client.get(JOBS).content.decode()
-    assert Job.objects.get(pk=job.pk).status == S.PENDING
+    assert Job.objects.get(pk=job.pk).status == JobStatus.PENDING
 
 
 def test_api_key_add_shows_the_key_once_and_stores_only_its_hash(admin_client, owner):
@@ -181,7 +180,7 @@ def test_api_key_add_shows_the_key_once_and_stores_only_its_hash(admin_client, o
 
 
 def test_api_key_edit_keeps_a_revocation_made_meanwhile(admin_client, owner):
-    api_key, _ = services.api_key_create(user=owner, name="old")
+    api_key, _ = auth.api_key_create(user=owner, name="old")
     ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())
 
     response = admin_client.post(
@@ -195,9 +194,9 @@ def test_api_key_edit_keeps_a_revocation_made_meanwhile(admin_client, owner):
 
 
 def test_revoke_action(admin_client, owner):
-    active, _ = services.api_key_create(user=owner, name="a")
-    revoked, _ = services.api_key_create(user=owner, name="b")
-    services.api_key_revoke(revoked)
+    active, _ = auth.api_key_create(user=owner, name="a")
+    revoked, _ = auth.api_key_create(user=owner, name="b")
+    auth.api_key_revoke(revoked)
 
     response = admin_client.post(
         KEYS, {"action": "revoke_keys", "_selected_action": [active.pk, revoked.pk]}, follow=True

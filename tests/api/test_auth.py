@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from jobs import auth
+from jobs.auth import api_key_revoke
 from jobs.models import ApiKey
-from jobs.services import api_key_revoke
 from tests.helpers import make_client
 
 pytestmark = pytest.mark.django_db

@@ -8,11 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from jobs.auth import api_key_revoke
 from jobs.models import Job, JobStatus
-from jobs.services import api_key_revoke
 from tests.helpers import make_client
 
-S = JobStatus
 pytestmark = pytest.mark.django_db
 
 ECHO = {"type": "echo", "params": {"duration_s": 1, "payload": {"x": 1}}}
@@ -63,7 +62,7 @@ def test_status_on_our_path_and_compileo_path(api):
 def test_failed_job_shows_error_code_and_message_but_never_the_traceback(api, user):
     job_id = post(api).json()["job_id"]
     Job.objects.filter(pk=job_id).update(
-        status=S.FAILED,
+        status=JobStatus.FAILED,
         error_code="bad_file",
         error_message="PDF is encrypted",
         error_traceback="Traceback: secret internals",
@@ -88,7 +87,7 @@ def test_cancel_and_restart_on_both_paths(api):
 def test_cancel_finished_is_409_restart_pending_is_409(api):
     job_id = post(api).json()["job_id"]
     assert api.post(f"/api/v1/jobs/{job_id}/restart/").status_code == 409
-    Job.objects.filter(pk=job_id).update(status=S.COMPLETED)
+    Job.objects.filter(pk=job_id).update(status=JobStatus.COMPLETED)
     response = api.post(f"/api/v1/jobs/{job_id}/cancel/")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "job_not_cancellable"
@@ -96,7 +95,7 @@ def test_cancel_finished_is_409_restart_pending_is_409(api):
 
 def test_cancel_running_is_202_and_says_stopping(api):
     job_id = post(api).json()["job_id"]
-    Job.objects.filter(pk=job_id).update(status=S.RUNNING, celery_task_id="t")
+    Job.objects.filter(pk=job_id).update(status=JobStatus.RUNNING, celery_task_id="t")
     response = api.post(f"/api/v1/jobs/{job_id}/cancel/")
     assert response.status_code == 202
     assert response.json()["job"]["cancel_requested"] is True
@@ -115,8 +114,8 @@ def test_events_list_transitions_with_actor(api):
 
 def test_list_filters_and_cursor_pagination(api):
     ids = [post(api).json()["job_id"] for _ in range(5)]
-    Job.objects.filter(pk=ids[0]).update(status=S.FAILED)
-    Job.objects.filter(pk=ids[1]).update(status=S.COMPLETED)
+    Job.objects.filter(pk=ids[0]).update(status=JobStatus.FAILED)
+    Job.objects.filter(pk=ids[1]).update(status=JobStatus.COMPLETED)
     failed = api.get("/api/v1/jobs/?status=failed,completed").json()["results"]
     assert {j["job_id"] for j in failed} == {ids[0], ids[1]}
     page = api.get("/api/v1/jobs/?limit=2").json()
@@ -151,7 +150,7 @@ def test_another_owners_job_is_404_everywhere(api, other_api):
         assert response.status_code == 404, (method, path)
         assert response.json()["error"]["code"] == "not_found"
     assert other_api.get("/api/v1/jobs/").json()["results"] == []
-    assert Job.objects.get(pk=job_id).status == S.PENDING
+    assert Job.objects.get(pk=job_id).status == JobStatus.PENDING
 
 
 def test_queue_stats_counts_own_jobs(api, other_api):

@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from jobs import registry
+from jobs import registry, taskbackend
 from jobs.models import ApiKey
 from tests import sample_tasks
 from tests.helpers import WebServer, make_client, wait_status
@@ -274,7 +274,7 @@ def test_every_job_type_has_a_memory_limit_by_default():
     assert all(limit > 0 for limit in limits.values()), limits
     default = django_settings.JOBSITE_JOB_MEMORY_LIMIT_MB
     assert limits["echo"] == default
-    assert registry.task_type(sample_tasks.add).memory_limit_mb == default  # Django tasks too
+    assert taskbackend.task_type(sample_tasks.add).memory_limit_mb == default  # Django tasks too
 
 
 @pytest.mark.django_db

@@ -23,7 +23,6 @@ from processing.models import Memory
 from tests import documents
 from tests.helpers import wait_for, wait_status
 
-S = JobStatus
 GEOTOPO = "pdf/GeoTopo-komprimiert.pdf"
 pytestmark = [pytest.mark.worker]
 
@@ -73,8 +72,8 @@ def page_phrase(path: Path, page_number: int, words: int = 5) -> str:
 def test_geotopo_becomes_searchable_memories_that_cite_their_page(api, collection_id, corpus):
     geotopo = corpus / GEOTOPO
     job_id = upload(api, geotopo, collection_id)
-    job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=120)
-    assert job.status == S.COMPLETED, job.error_message
+    job = wait_status(job_id, {JobStatus.COMPLETED, JobStatus.FAILED}, timeout=120)
+    assert job.status == JobStatus.COMPLETED, job.error_message
     result = job.result
     assert result["pages"] == 117 and result["format"] == "pdf"
     assert result["memories_created"] == Memory.objects.filter(job_id=job_id).count() > 117
@@ -98,8 +97,10 @@ def test_geotopo_becomes_searchable_memories_that_cite_their_page(api, collectio
 
     # The same file again: its memories are replaced, not duplicated.
     count = Memory.objects.filter(collection_id=collection_id).count()
-    again = wait_status(upload(api, geotopo, collection_id), {S.COMPLETED, S.FAILED}, 120)
-    assert again.status == S.COMPLETED, again.error_message
+    again = wait_status(
+        upload(api, geotopo, collection_id), {JobStatus.COMPLETED, JobStatus.FAILED}, 120
+    )
+    assert again.status == JobStatus.COMPLETED, again.error_message
     assert again.result["memories_created"] == 0
     assert again.result["memories_updated"] == count
     assert Memory.objects.filter(collection_id=collection_id).count() == count
@@ -124,8 +125,8 @@ def test_every_format_made_here_becomes_searchable_memories(api, collection_id, 
     samples = {kind: build(tmp_path) for kind, build in documents.READABLE.items()}
     jobs = {kind: upload(api, sample.path, collection_id) for kind, sample in samples.items()}
     for kind, job_id in jobs.items():
-        job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=60)
-        assert job.status == S.COMPLETED, f"{kind}: {job.error_message}"
+        job = wait_status(job_id, {JobStatus.COMPLETED, JobStatus.FAILED}, timeout=60)
+        assert job.status == JobStatus.COMPLETED, f"{kind}: {job.error_message}"
         assert job.result["format"] == kind
         assert job.result["memories_created"] > 0, kind
         texts = memory_texts(job_id)
@@ -176,8 +177,8 @@ def test_every_corpus_document_processes_into_memories(api, collection_id, corpu
     assert len(files) >= 19, files  # eleven PDFs and eight office files
     jobs = {path: upload(api, path, collection_id) for path in files}
     for path, job_id in jobs.items():
-        job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=120)
-        assert job.status == S.COMPLETED, f"{path.name}: {job.error_message}"
+        job = wait_status(job_id, {JobStatus.COMPLETED, JobStatus.FAILED}, timeout=120)
+        assert job.status == JobStatus.COMPLETED, f"{path.name}: {job.error_message}"
         texts = memory_texts(job_id)
         if path.name in NO_TEXT:
             assert job.result["memories_created"] == 0
@@ -228,17 +229,19 @@ def test_bad_files_fail_with_a_clear_message_and_the_worker_goes_on(
     empty_upload_is_refused(api, collection_id, empty)
     jobs = {path: upload(api, path, collection_id) for path in bad}
     for path, job_id in jobs.items():
-        job = wait_status(job_id, {S.COMPLETED, S.FAILED}, timeout=60)
+        job = wait_status(job_id, {JobStatus.COMPLETED, JobStatus.FAILED}, timeout=60)
         code, words = bad[path]
-        assert job.status == S.FAILED, path.name
+        assert job.status == JobStatus.FAILED, path.name
         assert job.attempts == 1, (path.name, job.attempts)  # bad input is not retried
         assert words.lower() in job.error_message.lower(), (path.name, job.error_message)
         assert job.error_code == code if code else job.error_code, (path.name, job.error_code)
         assert "Traceback" not in job.error_message, path.name
         assert len(job.error_message) < 300, job.error_message
     assert Memory.objects.filter(collection_id=collection_id).count() == 0
-    after = wait_status(upload(api, good, collection_id), {S.COMPLETED, S.FAILED}, 60)
-    assert after.status == S.COMPLETED, after.error_message
+    after = wait_status(
+        upload(api, good, collection_id), {JobStatus.COMPLETED, JobStatus.FAILED}, 60
+    )
+    assert after.status == JobStatus.COMPLETED, after.error_message
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
@@ -269,14 +272,14 @@ def test_file_url_is_fetched_and_other_local_addresses_are_refused(api, collecti
         assert response.status_code == 202, response.content
         return response.json()["job_id"]
 
-    fetched = wait_status(create(f"{file_server}/report.pdf"), S.COMPLETED, 60)
+    fetched = wait_status(create(f"{file_server}/report.pdf"), JobStatus.COMPLETED, 60)
     assert fetched.result["pages"] == documents.PDF_PAGES
     assert Memory.objects.filter(job_id=fetched.pk).first().source.endswith("report.pdf")
     # 127.0.0.2 is loopback too, but not on the worker's allow list: refused unsent.
     port = file_server.rsplit(":", 1)[1]
-    refused = wait_status(create(f"http://127.0.0.2:{port}/report.pdf"), S.FAILED)
+    refused = wait_status(create(f"http://127.0.0.2:{port}/report.pdf"), JobStatus.FAILED)
     assert refused.error_code == "url_refused" and "127.0.0.2" in refused.error_message
-    missing = wait_status(create(f"{file_server}/no-such.pdf"), S.FAILED, 60)
+    missing = wait_status(create(f"{file_server}/no-such.pdf"), JobStatus.FAILED, 60)
     assert "404" in missing.error_message
 
 
@@ -292,8 +295,10 @@ def test_scanned_pages_are_ocred_and_the_job_cancels_between_pages(
     api, collection_id, tesseract, tmp_path
 ):
     short = documents.pdf_scanned(tmp_path, pages=2).path
-    job = wait_status(upload(api, short, collection_id), {S.COMPLETED, S.FAILED}, 120)
-    assert job.status == S.COMPLETED, job.error_message
+    job = wait_status(
+        upload(api, short, collection_id), {JobStatus.COMPLETED, JobStatus.FAILED}, 120
+    )
+    assert job.status == JobStatus.COMPLETED, job.error_message
     assert job.result["ocr_pages"] == 2
     memory = Memory.objects.filter(job_id=job.pk, page=2).first()
     assert memory is not None and "scanned page 2" in memory.text.lower()
@@ -308,6 +313,6 @@ def test_scanned_pages_are_ocred_and_the_job_cancels_between_pages(
     )
     response = api.post(f"/api/v1/jobs/{job_id}/cancel/")
     assert response.status_code in (200, 202), response.content
-    job = wait_status(job_id, S.CANCELLED, 60)
+    job = wait_status(job_id, JobStatus.CANCELLED, 60)
     assert not Memory.objects.filter(job_id=job_id).exists()
     assert job.progress < 50

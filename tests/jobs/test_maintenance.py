@@ -7,10 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import maintenance, services
+from jobs import maintenance, publish
 from jobs.models import Job, JobEvent, JobStatus
 
-S = JobStatus
 pytestmark = pytest.mark.django_db
 
 
@@ -21,21 +20,21 @@ def make(user, **fields):
 def test_due_scheduled_jobs_become_pending(user, monkeypatch):
     published = []
     monkeypatch.setattr(
-        services, "publish_job", lambda job, countdown=None: published.append(job.pk)
+        publish, "publish_job", lambda job, countdown=None: published.append(job.pk)
     )
-    due = make(user, status=S.SCHEDULED, run_at=timezone.now() - timedelta(seconds=1))
-    later = make(user, status=S.SCHEDULED, run_at=timezone.now() + timedelta(hours=1))
+    due = make(user, status=JobStatus.SCHEDULED, run_at=timezone.now() - timedelta(seconds=1))
+    later = make(user, status=JobStatus.SCHEDULED, run_at=timezone.now() + timedelta(hours=1))
     assert maintenance.publish_due_scheduled() == 1
     assert published == [due.pk]
-    assert Job.objects.get(pk=due.pk).status == S.PENDING
-    assert Job.objects.get(pk=later.pk).status == S.SCHEDULED
+    assert Job.objects.get(pk=due.pk).status == JobStatus.PENDING
+    assert Job.objects.get(pk=later.pk).status == JobStatus.SCHEDULED
 
 
 def test_reaper_retries_a_job_without_heartbeat_then_fails_when_out_of_attempts(user):
     stale = timezone.now() - timedelta(minutes=5)
     job = make(
         user,
-        status=S.RUNNING,
+        status=JobStatus.RUNNING,
         attempts=1,
         max_retries=1,
         heartbeat_at=stale,
@@ -43,27 +42,27 @@ def test_reaper_retries_a_job_without_heartbeat_then_fails_when_out_of_attempts(
         worker="host:1",
     )
     fresh = make(
-        user, status=S.RUNNING, attempts=1, heartbeat_at=timezone.now(), celery_task_id="t2"
+        user, status=JobStatus.RUNNING, attempts=1, heartbeat_at=timezone.now(), celery_task_id="t2"
     )
     assert maintenance.reap_lost_workers() == 1
     job.refresh_from_db()
-    assert (job.status, job.error_code) == (S.RETRYING, "worker_lost")
-    assert Job.objects.get(pk=fresh.pk).status == S.RUNNING
-    Job.objects.filter(pk=job.pk).update(status=S.RUNNING, attempts=2, heartbeat_at=stale)
+    assert (job.status, job.error_code) == (JobStatus.RETRYING, "worker_lost")
+    assert Job.objects.get(pk=fresh.pk).status == JobStatus.RUNNING
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, attempts=2, heartbeat_at=stale)
     assert maintenance.reap_lost_workers() == 1
     job.refresh_from_db()
-    assert (job.status, job.error_code) == (S.FAILED, "worker_lost")
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "worker_lost")
     assert "the worker is gone" in job.error_message
 
 
 def test_dispatcher_republishes_only_jobs_the_broker_lacks(user, monkeypatch):
     published = []
     monkeypatch.setattr(
-        services, "publish_job", lambda job, countdown=None: published.append(job.pk)
+        publish, "publish_job", lambda job, countdown=None: published.append(job.pk)
     )
     old = timezone.now() - timedelta(minutes=5)
-    jobs = [make(user, status=S.PENDING, created_at=old) for _ in range(3)]
-    make(user, status=S.PENDING)  # fresh: its message is surely on its way
+    jobs = [make(user, status=JobStatus.PENDING, created_at=old) for _ in range(3)]
+    make(user, status=JobStatus.PENDING)  # fresh: its message is surely on its way
     monkeypatch.setattr(maintenance, "queue_depths", lambda queues: {"default": 2})
     assert maintenance.redispatch_lost_pending() == 2  # 4 pending, 2 messages
     assert published == [jobs[0].pk, jobs[1].pk]
@@ -79,14 +78,14 @@ def test_dispatcher_republishes_only_jobs_the_broker_lacks(user, monkeypatch):
 def test_due_retries_without_countdown_are_published(user, monkeypatch):
     published = []
     monkeypatch.setattr(
-        services, "publish_job", lambda job, countdown=None: published.append(job.pk)
+        publish, "publish_job", lambda job, countdown=None: published.append(job.pk)
     )
     now = timezone.now()
-    due = make(user, status=S.RETRYING, next_retry_at=now - timedelta(seconds=1))
+    due = make(user, status=JobStatus.RETRYING, next_retry_at=now - timedelta(seconds=1))
     counted = make(
-        user, status=S.RETRYING, next_retry_at=now - timedelta(seconds=1), dispatched_at=now
+        user, status=JobStatus.RETRYING, next_retry_at=now - timedelta(seconds=1), dispatched_at=now
     )
-    make(user, status=S.RETRYING, next_retry_at=now + timedelta(hours=1))
+    make(user, status=JobStatus.RETRYING, next_retry_at=now + timedelta(hours=1))
     assert maintenance.publish_due_retries() == 1
     assert published == [due.pk] and counted.pk not in published
 
@@ -99,26 +98,29 @@ def test_cancel_ignored_past_grace_is_terminated(user, monkeypatch):
     asked = timezone.now() - timedelta(minutes=1)
     job = make(
         user,
-        status=S.RUNNING,
+        status=JobStatus.RUNNING,
         cancel_requested_at=asked,
         celery_task_id="t1",
         heartbeat_at=timezone.now(),
     )
     assert maintenance.terminate_ignored_cancels() == 1
-    assert Job.objects.get(pk=job.pk).status == S.CANCELLED
+    assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
     assert revoked == [("t1", {"terminate": True, "signal": "SIGKILL"})]
 
 
 def test_purge_deletes_only_old_finished_jobs_in_batches(user, monkeypatch):
     monkeypatch.setattr(maintenance, "BATCH", 2)
     old = timezone.now() - timedelta(days=31)
-    gone = [make(user, status=s, completed_at=old) for s in (S.COMPLETED, S.FAILED, S.CANCELLED)]
+    gone = [
+        make(user, status=s, completed_at=old)
+        for s in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+    ]
     for job in gone:
         JobEvent.objects.create(job=job, actor="t")
     kept = [
-        make(user, status=S.COMPLETED, completed_at=timezone.now() - timedelta(days=29)),
-        make(user, status=S.RUNNING, created_at=old),
-        make(user, status=S.PENDING, created_at=old),
+        make(user, status=JobStatus.COMPLETED, completed_at=timezone.now() - timedelta(days=29)),
+        make(user, status=JobStatus.RUNNING, created_at=old),
+        make(user, status=JobStatus.PENDING, created_at=old),
     ]
     assert maintenance.purge() == {"deleted": 3}
     assert set(Job.objects.values_list("pk", flat=True)) == {j.pk for j in kept}
@@ -134,7 +136,7 @@ def test_attempt_past_its_time_limit_is_failed_and_killed(user, monkeypatch):
     now = timezone.now()
     overdue = make(
         user,
-        status=S.RUNNING,
+        status=JobStatus.RUNNING,
         attempts=1,
         time_limit=60,
         celery_task_id="t1",
@@ -143,7 +145,7 @@ def test_attempt_past_its_time_limit_is_failed_and_killed(user, monkeypatch):
     )
     on_time = make(
         user,
-        status=S.RUNNING,
+        status=JobStatus.RUNNING,
         attempts=1,
         time_limit=3600,
         celery_task_id="t2",
@@ -152,6 +154,6 @@ def test_attempt_past_its_time_limit_is_failed_and_killed(user, monkeypatch):
     )
     assert maintenance.fail_overdue_attempts() == 1
     overdue.refresh_from_db()
-    assert (overdue.status, overdue.error_code) == (S.FAILED, "timeout")
-    assert Job.objects.get(pk=on_time.pk).status == S.RUNNING
+    assert (overdue.status, overdue.error_code) == (JobStatus.FAILED, "timeout")
+    assert Job.objects.get(pk=on_time.pk).status == JobStatus.RUNNING
     assert revoked == ["t1"]

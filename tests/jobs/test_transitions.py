@@ -16,21 +16,21 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from jobs import services
+from jobs import publish, services
 from jobs.errors import Conflict, JobError
 from jobs.models import Job, JobEvent, JobStatus
 from jobs.publish import publish_job
+from jobs.services.moves import transition
 
-S = JobStatus
 pytestmark = pytest.mark.django_db
 
-WAITING = [S.PENDING, S.SCHEDULED, S.RETRYING]
-TERMINAL = [S.COMPLETED, S.FAILED, S.CANCELLED]
+WAITING = [JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RETRYING]
+TERMINAL = [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED]
 
 
 def job_in(user, status: str) -> Job:
     """A job the services brought to ``status``; its one attempt (if any) is task "t1"."""
-    if status == S.SCHEDULED:
+    if status == JobStatus.SCHEDULED:
         job, _ = services.job_create(
             owner=user,
             job_type="echo",
@@ -42,17 +42,17 @@ def job_in(user, status: str) -> Job:
     job, _ = services.job_create(
         owner=user, job_type="echo", params={}, actor="test", max_retries=1
     )
-    if status != S.PENDING:
+    if status != JobStatus.PENDING:
         assert services.job_claim(job.pk, task_id="t1", worker="w:1") is not None
-        if status == S.CANCELLED:  # the sweeper ends an attempt that ignored the cancel
+        if status == JobStatus.CANCELLED:  # the sweeper ends an attempt that ignored the cancel
             services.job_cancel(job, actor="test")
             job.refresh_from_db()
             services.job_terminate_cancelled(job)
-        elif status == S.COMPLETED:
+        elif status == JobStatus.COMPLETED:
             services.job_complete(job.pk, task_id="t1", attempt=1, result={"ok": True})
-        elif status == S.RETRYING:
+        elif status == JobStatus.RETRYING:
             services.job_attempt_failed(job.pk, task_id="t1", exc=RuntimeError("transient"))
-        elif status == S.FAILED:
+        elif status == JobStatus.FAILED:
             services.job_attempt_failed(job.pk, task_id="t1", exc=JobError("bad", code="bad"))
     job.refresh_from_db()
     assert job.status == status
@@ -78,18 +78,22 @@ def last_event(job_id: Any) -> tuple[str, str, str]:
 # --- the claim: pending -> running, retrying -> running, nothing else -------------------
 
 
-@pytest.mark.parametrize("status", [S.PENDING, S.RETRYING])
+@pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.RETRYING])
 def test_a_pending_or_due_retrying_job_is_claimed(user, status):
     job = job_in(user, status)
     due_now(job)
     claimed = services.job_claim(job.pk, task_id="t2", worker="w:2")
     assert claimed is not None and claimed.attempts == job.attempts + 1
     row = Job.objects.get(pk=job.pk)
-    assert (row.status, row.celery_task_id, row.attempts) == (S.RUNNING, "t2", job.attempts + 1)
-    assert last_event(job.pk) == (JobEvent.Kind.TRANSITION, status, S.RUNNING)
+    assert (row.status, row.celery_task_id, row.attempts) == (
+        JobStatus.RUNNING,
+        "t2",
+        job.attempts + 1,
+    )
+    assert last_event(job.pk) == (JobEvent.Kind.TRANSITION, status, JobStatus.RUNNING)
 
 
-@pytest.mark.parametrize("status", [S.SCHEDULED, S.RUNNING, *TERMINAL])
+@pytest.mark.parametrize("status", [JobStatus.SCHEDULED, JobStatus.RUNNING, *TERMINAL])
 def test_a_claim_of_a_job_that_is_not_waiting_to_run_is_refused_and_writes_nothing(user, status):
     job = job_in(user, status)
     due_now(job)  # so only the status can refuse it
@@ -99,17 +103,17 @@ def test_a_claim_of_a_job_that_is_not_waiting_to_run_is_refused_and_writes_nothi
 
 
 def test_a_redelivered_message_does_not_take_a_completed_job_back_to_running(user):
-    job = job_in(user, S.COMPLETED)
+    job = job_in(user, JobStatus.COMPLETED)
     before = snapshot(job.pk)
     # The same message again (a redelivery after the ack was lost): same task id.
     assert services.job_claim(job.pk, task_id="t1", worker="w:1") is None
     row, events = snapshot(job.pk)
-    assert (row["status"], row["result"], row["attempts"]) == (S.COMPLETED, {"ok": True}, 1)
+    assert (row["status"], row["result"], row["attempts"]) == (JobStatus.COMPLETED, {"ok": True}, 1)
     assert (row, events) == before
 
 
 def test_a_retrying_job_is_not_claimed_before_it_is_due(user):
-    job = job_in(user, S.RETRYING)
+    job = job_in(user, JobStatus.RETRYING)
     Job.objects.filter(pk=job.pk).update(next_retry_at=timezone.now() + timedelta(minutes=5))
     before = snapshot(job.pk)
     assert services.job_claim(job.pk, task_id="early", worker="w:2") is None
@@ -120,14 +124,14 @@ def test_a_retrying_job_is_not_claimed_before_it_is_due(user):
 
 
 def test_the_running_attempt_completes_its_job(user):
-    job = job_in(user, S.RUNNING)
+    job = job_in(user, JobStatus.RUNNING)
     assert services.job_complete(job.pk, task_id="t1", attempt=1, result=[1])
     row = Job.objects.get(pk=job.pk)
-    assert (row.status, row.result, row.progress) == (S.COMPLETED, [1], 100.0)
-    assert last_event(job.pk) == (JobEvent.Kind.TRANSITION, S.RUNNING, S.COMPLETED)
+    assert (row.status, row.result, row.progress) == (JobStatus.COMPLETED, [1], 100.0)
+    assert last_event(job.pk) == (JobEvent.Kind.TRANSITION, JobStatus.RUNNING, JobStatus.COMPLETED)
 
 
-@pytest.mark.parametrize("status", [S.RETRYING, *TERMINAL])
+@pytest.mark.parametrize("status", [JobStatus.RETRYING, *TERMINAL])
 def test_a_late_completion_of_the_attempt_is_refused_and_writes_nothing(user, status):
     job = job_in(user, status)
     before = snapshot(job.pk)
@@ -135,7 +139,7 @@ def test_a_late_completion_of_the_attempt_is_refused_and_writes_nothing(user, st
     assert snapshot(job.pk) == before
 
 
-@pytest.mark.parametrize("status", [S.RETRYING, *TERMINAL])
+@pytest.mark.parametrize("status", [JobStatus.RETRYING, *TERMINAL])
 def test_a_late_failure_of_the_attempt_is_refused_and_writes_nothing(user, status):
     job = job_in(user, status)
     before = snapshot(job.pk)
@@ -144,7 +148,7 @@ def test_a_late_failure_of_the_attempt_is_refused_and_writes_nothing(user, statu
 
 
 def test_a_stale_attempt_cannot_complete_the_job_another_attempt_runs(user):
-    job = job_in(user, S.RETRYING)
+    job = job_in(user, JobStatus.RETRYING)
     due_now(job)
     assert services.job_claim(job.pk, task_id="t2", worker="w:2") is not None
     before = snapshot(job.pk)
@@ -158,18 +162,18 @@ def test_a_stale_attempt_cannot_complete_the_job_another_attempt_runs(user):
 @pytest.mark.parametrize("status", WAITING)
 def test_cancel_of_a_waiting_job_is_immediate(user, status):
     job = job_in(user, status)
-    assert services.job_cancel(job, actor="test") == S.CANCELLED
-    assert Job.objects.get(pk=job.pk).status == S.CANCELLED
-    assert last_event(job.pk) == (JobEvent.Kind.TRANSITION, status, S.CANCELLED)
+    assert services.job_cancel(job, actor="test") == JobStatus.CANCELLED
+    assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
+    assert last_event(job.pk) == (JobEvent.Kind.TRANSITION, status, JobStatus.CANCELLED)
     # A claim of its (already published) message now finds nothing to run.
     assert services.job_claim(job.pk, task_id="t9", worker="w:9") is None
 
 
 def test_cancel_of_a_running_job_asks_it_to_stop_and_leaves_it_running(user):
-    job = job_in(user, S.RUNNING)
-    assert services.job_cancel(job, actor="test") == S.RUNNING
+    job = job_in(user, JobStatus.RUNNING)
+    assert services.job_cancel(job, actor="test") == JobStatus.RUNNING
     row = Job.objects.get(pk=job.pk)
-    assert row.status == S.RUNNING and row.cancel_requested_at is not None
+    assert row.status == JobStatus.RUNNING and row.cancel_requested_at is not None
     assert last_event(job.pk) == (JobEvent.Kind.CANCEL_REQUESTED, "", "")
 
 
@@ -184,19 +188,19 @@ def test_cancel_of_a_finished_job_is_a_conflict_and_writes_nothing(user, status)
 
 
 def test_a_cancel_that_races_a_claim_asks_the_new_attempt_to_stop(user):
-    job = job_in(user, S.PENDING)  # the canceller read it pending...
+    job = job_in(user, JobStatus.PENDING)  # the canceller read it pending...
     assert services.job_claim(job.pk, task_id="t1", worker="w:1") is not None  # ...then a claim
-    assert services.job_cancel(job, actor="test") == S.RUNNING
+    assert services.job_cancel(job, actor="test") == JobStatus.RUNNING
     row = Job.objects.get(pk=job.pk)
-    assert row.status == S.RUNNING and row.cancel_requested_at is not None
+    assert row.status == JobStatus.RUNNING and row.cancel_requested_at is not None
     kinds = list(JobEvent.objects.filter(job_id=job.pk).values_list("kind", "to_status"))
-    assert (JobEvent.Kind.TRANSITION, S.CANCELLED) not in kinds
+    assert (JobEvent.Kind.TRANSITION, JobStatus.CANCELLED) not in kinds
 
 
 # --- restart --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [S.FAILED, S.CANCELLED])
+@pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.CANCELLED])
 def test_restart_of_a_failed_or_cancelled_job_makes_it_pending_and_publishes_it(
     user, status, django_capture_on_commit_callbacks
 ):
@@ -204,14 +208,23 @@ def test_restart_of_a_failed_or_cancelled_job_makes_it_pending_and_publishes_it(
     with django_capture_on_commit_callbacks() as callbacks:
         services.job_restart(job, actor="test")
     row = Job.objects.get(pk=job.pk)
-    assert (row.status, row.error_code, row.completed_at) == (S.PENDING, "", None)
-    assert last_event(job.pk) == (JobEvent.Kind.TRANSITION, status, S.PENDING)
+    assert (row.status, row.error_code, row.completed_at) == (JobStatus.PENDING, "", None)
+    assert last_event(job.pk) == (JobEvent.Kind.TRANSITION, status, JobStatus.PENDING)
     published = [c.args[0].pk for c in callbacks if getattr(c, "func", None) is publish_job]
     assert published == [job.pk]
     assert services.job_claim(job.pk, task_id="t2", worker="w:2") is not None
 
 
-@pytest.mark.parametrize("status", [S.PENDING, S.SCHEDULED, S.RUNNING, S.RETRYING, S.COMPLETED])
+@pytest.mark.parametrize(
+    "status",
+    [
+        JobStatus.PENDING,
+        JobStatus.SCHEDULED,
+        JobStatus.RUNNING,
+        JobStatus.RETRYING,
+        JobStatus.COMPLETED,
+    ],
+)
 def test_restart_of_any_other_job_is_a_conflict_and_writes_nothing(
     user, status, django_capture_on_commit_callbacks
 ):
@@ -225,7 +238,7 @@ def test_restart_of_any_other_job_is_a_conflict_and_writes_nothing(
 
 
 def test_a_restart_from_a_stale_read_is_a_conflict_and_writes_nothing(user):
-    job = job_in(user, S.FAILED)  # the restarter read it failed...
+    job = job_in(user, JobStatus.FAILED)  # the restarter read it failed...
     stale = Job.objects.get(pk=job.pk)
     services.job_restart(job, actor="someone else")  # ...someone restarted it first
     assert services.job_claim(job.pk, task_id="t2", worker="w:2") is not None
@@ -241,8 +254,8 @@ def test_a_restart_from_a_stale_read_is_a_conflict_and_writes_nothing(user):
 
 def test_a_scheduled_job_cancelled_before_its_time_is_not_published_when_due(user, monkeypatch):
     published = []
-    monkeypatch.setattr(services, "publish_job", published.append)
-    job = job_in(user, S.SCHEDULED)
+    monkeypatch.setattr(publish, "publish_job", published.append)
+    job = job_in(user, JobStatus.SCHEDULED)
     services.job_cancel(job, actor="test")
     before = snapshot(job.pk)
     assert not services.job_publish_due_scheduled(job)
@@ -251,11 +264,11 @@ def test_a_scheduled_job_cancelled_before_its_time_is_not_published_when_due(use
 
 def test_a_due_scheduled_job_becomes_pending_and_is_published(user, monkeypatch):
     published = []
-    monkeypatch.setattr(services, "publish_job", published.append)
-    job = job_in(user, S.SCHEDULED)
+    monkeypatch.setattr(publish, "publish_job", published.append)
+    job = job_in(user, JobStatus.SCHEDULED)
     assert services.job_publish_due_scheduled(job)
-    assert Job.objects.get(pk=job.pk).status == S.PENDING
-    assert last_event(job.pk) == (JobEvent.Kind.TRANSITION, S.SCHEDULED, S.PENDING)
+    assert Job.objects.get(pk=job.pk).status == JobStatus.PENDING
+    assert last_event(job.pk) == (JobEvent.Kind.TRANSITION, JobStatus.SCHEDULED, JobStatus.PENDING)
     assert [j.pk for j in published] == [job.pk]
 
 
@@ -263,8 +276,8 @@ def test_a_due_scheduled_job_becomes_pending_and_is_published(user, monkeypatch)
 
 
 def test_the_write_path_refuses_a_move_the_table_forbids_even_from_the_right_status(user):
-    job = job_in(user, S.COMPLETED)
+    job = job_in(user, JobStatus.COMPLETED)
     before = snapshot(job.pk)
     with pytest.raises(ValueError, match="not allowed"):
-        services._transition(job.pk, S.COMPLETED, S.RUNNING, actor="test", reason="late")
+        transition(job.pk, JobStatus.COMPLETED, JobStatus.RUNNING, actor="test", reason="late")
     assert snapshot(job.pk) == before

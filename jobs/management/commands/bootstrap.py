@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from jobs.services import api_key_create
+from jobs.auth import api_key_create
 
 FLOWER_USER = "admin"
 FLOWER_LINE = "Flower password"  # its line in credentials.txt, when it has its own

@@ -1,0 +1,81 @@
+"""A status change as the services make it: written by ``jobs.writes`` (which checks it
+against ``jobs.transitions``), then heard by watchers once it commits, and logged."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.expressions import Combinable
+from django.utils import timezone
+
+from jobs import writes
+from jobs.live.notify import live_fields, notify
+from jobs.models import Job, JobEvent
+from jobs.writes import FromRow
+
+log = logging.getLogger("jobs.services")
+
+
+def transition(
+    job_id: Any,
+    from_status: str,
+    to_status: str,
+    *,
+    actor: str,
+    reason: str,
+    fields: dict[str, Any] | None = None,
+    where: Q | None = None,
+    attempt: int | FromRow = 0,
+    data: dict[str, Any] | None = None,
+    returning: list[str] | None = None,
+) -> Any:
+    """Move a job from ``from_status`` to ``to_status`` if, and only if, it is still there.
+
+    Returns whether it moved (with ``returning``: the moved row with those fields, or
+    None). The event is written with the change it describes, in the same statement.
+    """
+    now = timezone.now()
+    fields = fields or {}
+    query = Job.objects.filter(pk=job_id)
+    if where is not None:
+        query = query.filter(where)
+    event = {"job_id": job_id, "at": now, "actor": actor[:200], "reason": reason}
+    event.update(attempt=attempt, data=data)
+    moved = writes.transition(
+        query, from_status, to_status, {"updated_at": now, **fields}, event, returning
+    )
+    if returning is None:
+        written = fields
+    else:
+        # Expressions (attempts + 1) are reported as the row now holds them.
+        written = {
+            name: getattr(moved, name) if isinstance(value, Combinable) else value
+            for name, value in fields.items()
+            if moved is not None and (name in returning or not isinstance(value, Combinable))
+        }
+    if moved:
+        announce(job_id, from_status, to_status, reason, actor, written)
+    return moved
+
+
+def announce(
+    job_id: Any, from_status: str, to_status: str, reason: str, actor: str, written: dict
+) -> None:
+    """What follows every status change: watchers hear of it once it commits."""
+    transaction.on_commit(
+        partial(notify, job_id, status=to_status, **live_fields(written, to_status))
+    )
+    log.info("job %s: %s -> %s (%s; %s)", job_id, from_status, to_status, reason, actor)
+
+
+def note(
+    job_id: Any, *, kind: str, actor: str, reason: str, attempt: int = 0, data: Any = None
+) -> None:
+    """An event that is not a status change (a note, a cancel request)."""
+    JobEvent.objects.create(
+        job_id=job_id, kind=kind, actor=actor[:200], reason=reason, attempt=attempt, data=data
+    )
