@@ -7,6 +7,7 @@ import math
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from jobs.auth import (
     InvalidApiKey,
@@ -53,8 +54,8 @@ def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
     token = live_token(job.pk, viewer)
     config = {
         "state": state_of(job),
-        "stream_url": f"/api/v1/jobs/{job.pk}/stream/?token={token}",
-        "poll_url": f"/api/v1/jobs/{job.pk}/poll/?token={token}&timeout=25",
+        "stream_url": f"{reverse('job-stream', args=[job.pk])}?token={token}",
+        "poll_url": f"{reverse('job-poll', args=[job.pk])}?token={token}&timeout=25",
     }
     return render(
         request,
