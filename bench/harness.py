@@ -11,9 +11,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlparse
+
+from jobsite.ports import wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get(
@@ -35,13 +36,9 @@ def raise_fd_limit() -> int:
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
+    """Fails the benchmark at the server that did not come up, not later as a client error."""
+    if not wait_for_port("127.0.0.1", port, timeout):
+        raise RuntimeError(f"nothing listens on port {port}")
 
 
 class Setup:

@@ -14,33 +14,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from jobs.queues import ALL_QUEUES
+from jobsite.ports import port_open, wait_for_port
 from jobsite.supervise import Supervisor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
-
-
-def wait_for_port(port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(port):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def valkey_binary() -> str:
@@ -73,7 +57,7 @@ def start_valkey(port: int, data_dir: Path) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    if not wait_for_port(port, 10):
+    if not wait_for_port("127.0.0.1", port, 10, interval=0.1):
         proc.kill()
         sys.exit(f"Valkey did not start on port {port}; see {data_dir / 'valkey.log'}")
     return proc
@@ -130,7 +114,7 @@ def main() -> None:
     concurrency = os.environ.get("JOBSITE_WORKER_CONCURRENCY", "2")
     ports = (("PORT", web_port), ("JOBSITE_VALKEY_PORT", valkey_port), ("FLOWER_PORT", flower_port))
     for name, port in ports:
-        if port_open(port):
+        if port_open("127.0.0.1", port):
             sys.exit(f"Port {port} is already in use; choose another with {name}=...")
     os.environ["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{valkey_port}/0"
     os.environ.setdefault("JOBSITE_FLOWER_URL", f"http://127.0.0.1:{flower_port}")
@@ -219,7 +203,7 @@ def main() -> None:
         )
 
     def banner() -> None:
-        if not wait_for_port(web_port, 60):
+        if not wait_for_port("127.0.0.1", web_port, 60, interval=0.1):
             return
         base = f"http://127.0.0.1:{web_port}"
         supervisor.echo(

@@ -9,8 +9,7 @@ from django import forms
 from django.contrib import admin
 
 from jobs.admin import TextSafeAdmin
-from jobs.api.parsers import check_json
-from jobs.errors import InvalidInput
+from jobs.api.base import InvalidInput, check_json
 from processing import services
 from processing.models import Collection, Memory
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobs.errors import JobError
+from jobs.api.base import JobError
 from jobs.registry import default_memory_limit_mb, register
 from jobs.runtime import Progress
 from processing.models import EchoWrite

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.db import connection
 
-from jobs.errors import InvalidInput
+from jobs.api.base import InvalidInput
 
 TABLE = "processing_memory"
 FTS_TABLE = "processing_memory_fts"
@@ -118,7 +118,7 @@ def search(
 
 
 def _hit(columns: list[str], row: Sequence[Any]) -> Hit:
-    from jobs.writes import model_from_row
+    from jobs.api.base import model_from_row
     from processing.models import Memory
 
     values = dict(zip(columns, row, strict=True))

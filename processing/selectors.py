@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from jobs.errors import NotFound
+from jobs.api.base import NotFound
 from processing import search
 from processing.models import Collection, Memory
 

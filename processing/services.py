@@ -10,7 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs.errors import Conflict, InvalidInput
+from jobs.api.base import Conflict, InvalidInput
 from processing.chunking import Chunk
 from processing.models import Collection, Memory
 

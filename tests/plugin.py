@@ -14,11 +14,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
+from jobsite.ports import port_open, wait_for_port
 
 # Compressed timers: the lifecycle tests wait seconds, not minutes.
 FAST_TIMINGS = {
@@ -47,11 +48,7 @@ def free_port() -> int:
 
 def reachable(url: str) -> bool:
     parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), 2):
-            return True
-    except OSError:
-        return False
+    return port_open(parsed.hostname or "127.0.0.1", parsed.port or 0, timeout=2)
 
 
 class EmbeddedValkey:
@@ -86,11 +83,8 @@ class EmbeddedValkey:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 10
-        while not reachable(self.url):
-            if time.monotonic() > deadline:
-                raise RuntimeError("embedded Valkey did not start")
-            time.sleep(0.05)
+        if not wait_for_port("127.0.0.1", self.port, 10, attempt_timeout=2):
+            raise RuntimeError("embedded Valkey did not start")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
-from jobs.api.filters import UtcIsoDateTimeFilter
+from jobs.api.base import UtcIsoDateTimeFilter
 from processing.models import Memory
 from processing.selectors import memories_with_tag
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from jobs.api.serializers import StrictSerializer
+from jobs.api.base import StrictSerializer
 from processing.models import Collection, Memory
 
 

@@ -1,7 +1,7 @@
 """``/api/v1/`` routes for collections, memories and search, with and without their
 trailing slash (``jobs.api.routing``)."""
 
-from jobs.api.routing import both
+from jobs.api.base import both
 from processing.api import views
 
 urlpatterns = [

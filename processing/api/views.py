@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api.filters import NewestFirst
+from jobs.api.base import NewestFirst
 from processing import access, search, selectors, services
 from processing.api.filters import MemoryFilter
 from processing.api.serializers import (

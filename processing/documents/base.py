@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from jobs.errors import JobError
+from jobs.api.base import JobError
 
 BlockKind = Literal[
     "heading", "paragraph", "list", "table", "title", "notes", "header", "footer", "comment"

@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from jobs.errors import InvalidInput, JobError
+from jobs.api.base import InvalidInput, JobError
 from jobs.queues import Queue
 from jobs.registry import register
 from jobs.runtime import Progress
@@ -170,17 +170,17 @@ def _input(params: DocumentParams, progress: Progress, scratch: Path) -> tuple[P
     if progress.input_path:
         path = Path(progress.input_path)
         return path, params.filename or path.name
-    from processing import fetch
+    from jobs import outbound
 
     url = str(params.file_url)
     progress(0, "downloading")
-    result = fetch.fetch(
+    result = outbound.fetch(
         url,
         dest=scratch / "download",
         max_bytes=settings.JOBSITE_MAX_UPLOAD_BYTES,
         timeout=settings.JOBSITE_FETCH_TIMEOUT,
         max_redirects=settings.JOBSITE_FETCH_MAX_REDIRECTS,
-        allow_hosts=fetch.allowed_hosts_from_settings(),
+        allow_hosts=outbound.allowed_hosts_from_settings(),
     )
     return result.path, params.filename or url
 

@@ -25,6 +25,7 @@ from jobs.models import TERMINAL_STATUSES, Job
 from jobs.queues import Queue
 from jobs.services import job_create
 from jobs.transitions import can_transition
+from jobsite.ports import wait_for_port
 from processing.models import EchoWrite
 from tests import plugin
 
@@ -194,10 +195,7 @@ class BrokerControl:
             ],
             check=True,
         )
-        deadline = time.monotonic() + 10
-        while not plugin.reachable("redis://127.0.0.1:6379"):
-            assert time.monotonic() < deadline, "Redis did not come back"
-            time.sleep(0.1)
+        assert wait_for_port("127.0.0.1", 6379, 10, interval=0.1), "Redis did not come back"
 
 
 @pytest.fixture
