@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 from jobs.admin.base import TextSafeAdmin
 from jobs.admin.lists import EstimatedCountPaginator, JobChangeList, JobTypeFilter, job_id_from
 from jobs.admin.render import preformatted, pretty_json, progress_bar, status_badge
-from jobs.admin.steering import Step, _cancel, _restart, actor_of, steer
+from jobs.admin.steering import Step, actor_of, cancel_step, restart_step, steer
 from jobs.admin.timeline import timeline_html
 from jobs.errors import Conflict
 from jobs.models import Job
@@ -226,11 +226,11 @@ class JobAdmin(TextSafeAdmin):
 
     @admin.action(description="Cancel selected jobs", permissions=["steer"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._steer_selected(request, queryset, _cancel)
+        self._steer_selected(request, queryset, cancel_step)
 
     @admin.action(description="Restart selected jobs", permissions=["steer"])
     def restart_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._steer_selected(request, queryset, _restart)
+        self._steer_selected(request, queryset, restart_step)
 
     # --- per-job buttons on the detail page
 
@@ -252,10 +252,10 @@ class JobAdmin(TextSafeAdmin):
         return own + super().get_urls()
 
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        return self._steer_one(request, object_id, _cancel)
+        return self._steer_one(request, object_id, cancel_step)
 
     def restart_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        return self._steer_one(request, object_id, _restart)
+        return self._steer_one(request, object_id, restart_step)
 
     def _steer_one(self, request: HttpRequest, object_id: str, step: Step) -> HttpResponse:
         if not self.has_steer_permission(request):

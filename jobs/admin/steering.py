@@ -20,12 +20,12 @@ from jobs.services import job_cancel, job_restart
 Step = Callable[[Job, str], str]
 
 
-def _cancel(job: Job, actor: str) -> str:
+def cancel_step(job: Job, actor: str) -> str:
     """A running job only stops at its next check: say so rather than claim it is done."""
     return "cancelled" if job_cancel(job, actor=actor) == JobStatus.CANCELLED else "stopping"
 
 
-def _restart(job: Job, actor: str) -> str:
+def restart_step(job: Job, actor: str) -> str:
     """Restart in the shape of a step, so actions and buttons share ``steer``."""
     job_restart(job, actor=actor)
     return "restarted"
