@@ -18,10 +18,11 @@ server) and the ORM's ``update()`` values for other engines.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import F, Model, Q, QuerySet, Value, sql
+from django.db.models import F, JSONField, Model, Q, QuerySet, Value, sql
 from django.db.models.functions import Coalesce
 
 from jobs.models import Job, JobEvent, JobStatus
@@ -138,17 +139,31 @@ class StatusWrite:
         )
 
     def sql_params(self, args: dict[str, Any], db: str) -> dict[str, Any]:
-        """The arguments as the database takes them (each adapted by its column's field)."""
+        """The arguments as the database takes them: psycopg adapts text, numbers and
+        datetimes itself; a JSON column's value goes through its field."""
         connection = connections[db]
-        params = {**args, "to": self.to_status, "kind": JobEvent.Kind.TRANSITION}
+        params = {**args, **self._constants}
+        for arg, field_ in self._json_args:
+            params[arg] = field_.get_db_prep_save(args[arg], connection)
+        return params
+
+    @cached_property
+    def _constants(self) -> dict[str, Any]:
+        constants = {"to": self.to_status, "kind": JobEvent.Kind.TRANSITION}
+        for column, value in self.values.items():
+            if not isinstance(value, Arg | Plus | Unless):
+                constants[f"set_{column}"] = value
+        return constants
+
+    @cached_property
+    def _json_args(self) -> tuple[tuple[str, Any], ...]:
+        found = []
         for column, value in [*self.values.items(), *self.match.items()]:
             arg = value.arg if isinstance(value, Unless) else value
-            if isinstance(arg, Arg):
-                field_ = Job._meta.get_field(column)
-                params[arg] = field_.get_db_prep_save(args[arg], connection)
-            elif not isinstance(value, Plus):
-                params[f"set_{column}"] = value
-        return params
+            field_ = Job._meta.get_field(column)
+            if isinstance(arg, Arg) and isinstance(field_, JSONField):
+                found.append((str(arg), field_))
+        return tuple(found)
 
 
 # One attempt takes the job (pending, or retrying and due).
@@ -185,7 +200,20 @@ COMPLETE = StatusWrite(
     match={"celery_task_id": Arg("task_id")},
 )
 
-_statements: dict[tuple[int, tuple[str, ...]], tuple[str, list[str]]] = {}
+_statements: dict[tuple[int, tuple[str, ...]], str] = {}
+_returning: dict[tuple[int, tuple[str, ...]], list[str]] = {}
+
+
+def _returned(write: StatusWrite, returning: tuple[str, ...]) -> list[str]:
+    """The columns a hot write reads back: ``returning``, the id, and what its event takes
+    from the row, in the model's field order (from_db's), worked out once per shape."""
+    key = (id(write), returning)
+    if key not in _returning:
+        wanted = {"id", *returning}
+        if isinstance(write.attempt, FromRow):
+            wanted.add(write.attempt)
+        _returning[key] = [f.name for f in Job._meta.concrete_fields if f.name in wanted]
+    return _returning[key]
 
 
 def _hot_write(
@@ -196,10 +224,7 @@ def _hot_write(
     check_transition(from_status, write.to_status)
     args = {"id": job_id, "from": from_status, **args}
     db = "default"
-    # from_db takes the values in the model's field order, whatever order names them; the
-    # event may need a value of the row as written.
-    wanted = {"id", *returning, *([write.attempt] if isinstance(write.attempt, FromRow) else [])}
-    names = [f.name for f in Job._meta.concrete_fields if f.name in wanted]
+    names = _returned(write, returning)
     if not _one_statement(db):
         event = {
             "job_id": job_id,
@@ -214,10 +239,10 @@ def _hot_write(
         }
         query = Job.objects.filter(pk=job_id, status=from_status).filter(write.orm_where(args))
         return _update_returning(query, job_id, write.orm_values(args), event, names)
-    key = (id(write), tuple(names))
+    key = (id(write), returning)
     if key not in _statements:
-        _statements[key] = (write.sql(names), names)
-    statement, names = _statements[key]
+        _statements[key] = write.sql(names)
+    statement = _statements[key]
     with _prepared_cursor(db) as cursor:
         cursor.execute(statement, write.sql_params(args, db))
         row = cursor.fetchone()
@@ -230,10 +255,11 @@ def claim(job_id: Any, from_status: str, *, fields: tuple[str, ...], **args: Any
     return _hot_write(CLAIM, job_id, from_status, fields, **args)
 
 
-def complete(job_id: Any, **args: Any) -> bool:
-    """The completion (``COMPLETE``) and its event; ``args`` names ``now``, ``task_id``,
-    ``result``, ``attempt``, ``actor`` and ``reason``."""
-    return _hot_write(COMPLETE, job_id, JobStatus.RUNNING, (), **args) is not None
+def complete(job_id: Any, *, fields: tuple[str, ...] = (), **args: Any) -> Job | None:
+    """The completion (``COMPLETE``), its event and the row's ``fields``, or None when the
+    attempt no longer held the job; ``args`` names ``now``, ``task_id``, ``result``,
+    ``attempt``, ``actor`` and ``reason``."""
+    return _hot_write(COMPLETE, job_id, JobStatus.RUNNING, fields, **args)
 
 
 # --- any other status write --------------------------------------------------------------
@@ -346,16 +372,29 @@ def _update_returning(
     return None if row is None else model_from_row(model, names, row, query.db)
 
 
+_row_plans: dict[tuple[type[Model], tuple[str, ...], str], tuple[list[str], list[Any]]] = {}
+
+
 def model_from_row(model: type[Model], names: list[str], row: Any, db: str) -> Model:
-    """A model instance from raw column values, converted as the ORM would."""
+    """A model instance from raw column values, converted as the ORM would (the fields'
+    converters looked up once per shape of row)."""
     connection = connections[db]
+    key = (model, tuple(names), db)
+    if key not in _row_plans:
+        attnames, converters = [], []
+        for name in names:
+            field_ = model._meta.get_field(name)
+            col = field_.get_col(model._meta.db_table)
+            converters.append([(c, col) for c in field_.get_db_converters(connection)])
+            attnames.append(field_.attname)  # from_db knows a foreign key by its column
+        _row_plans[key] = (attnames, converters)
+    attnames, converters = _row_plans[key]
     converted = []
-    for name, value in zip(names, row, strict=True):
-        field_ = model._meta.get_field(name)
-        for converter in field_.get_db_converters(connection):
-            value = converter(value, field_.get_col(model._meta.db_table), connection)
+    for value, steps in zip(row, converters, strict=True):
+        for converter, col in steps:
+            value = converter(value, col, connection)
         converted.append(value)
-    return model.from_db(db, names, converted)
+    return model.from_db(db, attnames, converted)
 
 
 # --- a new job ------------------------------------------------------------------------------
