@@ -33,7 +33,7 @@ def fill(rows: int, owner_id: int) -> float:
 
     started = time.monotonic()
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE jobs_jobevent, jobs_job")
+        cursor.execute("TRUNCATE jobs_deliveryattempt, jobs_delivery, jobs_jobevent, jobs_job")
         done = 0
         while done < rows:
             batch = min(500_000, rows - done)

@@ -65,7 +65,13 @@ def count_queries(owner: Any) -> tuple[int, int]:
 def truncate() -> None:
     from django.db import connection
 
-    tables = ["jobs_jobevent", "jobs_job", "django_celery_results_taskresult"]
+    tables = [
+        "jobs_deliveryattempt",
+        "jobs_delivery",
+        "jobs_jobevent",
+        "jobs_job",
+        "django_celery_results_taskresult",
+    ]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # No ANALYZE of the empty table: statistics saying "empty" make every index look

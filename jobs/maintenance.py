@@ -20,6 +20,7 @@ from jobs.broker import queue_depths
 from jobs.errors import JobError
 from jobs.models import TERMINAL_STATUSES, Job, JobStatus
 from jobs.publish import HARD_LIMIT_GRACE
+from jobs.webhooks import deliveries
 from jobsite.celery import app
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ def sweep() -> dict[str, int]:
         "reaped": reap_lost_workers(),
         "overdue": fail_overdue_attempts(),
         "terminated": terminate_ignored_cancels(),
+        "deliveries_missing": deliveries.create_missing(),
+        "deliveries_recovered": deliveries.recover_leases(),
+        "deliveries_published": deliveries.publish_due(),
     }
 
 

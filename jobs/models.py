@@ -1,4 +1,5 @@
-"""The Job row (the truth about every job), its event log, and API keys."""
+"""The Job row (the truth about every job), its event log, API keys, and webhook
+secrets and deliveries."""
 
 from __future__ import annotations
 
@@ -126,6 +127,13 @@ class Job(models.Model):
                 condition=models.Q(status__in=["completed", "failed", "cancelled"]),
                 name="job_finished",
             ),
+            # Finished jobs that have a callback: the sweeper makes sure each was told.
+            models.Index(
+                fields=["completed_at"],
+                condition=models.Q(status__in=["completed", "failed", "cancelled"])
+                & ~models.Q(callback_url=""),
+                name="job_finished_callback",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -212,3 +220,93 @@ class ApiKey(models.Model):
     def is_active(self) -> bool:
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class WebhookSecret(models.Model):
+    """An owner's signing secret for webhook deliveries (Standard Webhooks: ``whsec_`` and
+    base64). After a rotation the previous secret signs too, until ``previous_until``, so
+    a receiver can switch without rejecting a delivery."""
+
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_secret"
+    )
+    secret = models.CharField(max_length=100)
+    previous = models.CharField(max_length=100, blank=True, default="")
+    previous_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"webhook secret of {self.owner}"
+
+
+class Delivery(models.Model):
+    """One webhook message: a job reached a terminal state and its callback is told.
+
+    ``message_id`` is the ``webhook-id`` every retry of this message carries, so a receiver
+    can deduplicate. Retries are scheduled here (``next_attempt_at``), not in the broker.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # due at next_attempt_at
+        SENDING = "sending"  # an attempt holds it until lease_until
+        DELIVERED = "delivered"
+        FAILED = "failed"  # retries ran out
+        DISABLED = "disabled"  # the receiver answered 410 Gone
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="deliveries")
+    # The end of the job this message tells of: a restarted job ends again, anew.
+    job_completed_at = models.DateTimeField()
+    message_id = models.CharField(max_length=64, unique=True)
+    event_type = models.CharField(max_length=32)
+    url = models.URLField(max_length=2000)
+    # The signed JSON, fixed when the job ended: every retry sends the same bytes.
+    body = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Retries stop here (JOBSITE_WEBHOOK_RETRY_WINDOW after the job ended, or a redelivery).
+    give_up_at = models.DateTimeField()
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # When a message for the next attempt was last handed to the broker.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "job_completed_at"], name="delivery_once")
+        ]
+        indexes = [
+            # The sweeper's questions: what is due, what was left sending.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="delivery_due",
+            ),
+            models.Index(
+                fields=["lease_until"], condition=models.Q(status="sending"), name="delivery_leased"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} of {self.job_id} to {self.url} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """One POST of a delivery and what came back: kept for the client and the operator."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts_made")
+    attempt = models.PositiveIntegerField()
+    at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} of delivery {self.delivery_id}: {self.status_code}"

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -85,10 +86,32 @@ def publish_job(job: Job, countdown: float | None = None, producer: Any = None) 
 def publish_on_commit(job: Job, countdown: float | None = None) -> None:
     """Publish once the transaction that wrote the row commits, never before; in a web
     process, by its background publisher (``publish_in_background``)."""
+    send_on_commit(partial(publish_job, job, countdown), what=f"job {job.pk}")
+
+
+def send_on_commit(send: Callable[..., bool], *, what: str) -> None:
+    """Call ``send(producer=...)`` once the transaction commits: in a web process from the
+    background publisher, elsewhere at once (a worker's own connection)."""
     if _in_background:
-        transaction.on_commit(partial(_background_publisher().submit, job, countdown))
+        transaction.on_commit(partial(_background_publisher().submit, send, what))
     else:
-        transaction.on_commit(partial(publish_job, job, countdown))
+        transaction.on_commit(send)
+
+
+DELIVER_TASK = "jobs.webhooks.deliver"
+
+
+def publish_delivery(delivery_id: int, producer: Any = None) -> bool:
+    """Send one webhook delivery's message (``jobs.tasks.deliver_webhook``); on broker
+    trouble log and return False (the sweeper publishes due deliveries from their rows)."""
+    from jobs.queues import Queue
+
+    try:
+        app.send_task(DELIVER_TASK, producer=producer, args=[delivery_id], queue=Queue.WEBHOOKS)
+    except Exception as exc:  # the row stays due: the sweeper publishes it
+        log.warning("Could not publish delivery %s (%s); the sweeper will", delivery_id, exc)
+        return False
+    return True
 
 
 class BackgroundPublisher(threading.Thread):
@@ -105,17 +128,17 @@ class BackgroundPublisher(threading.Thread):
 
     def __init__(self) -> None:
         super().__init__(name="jobsite-publisher", daemon=True)
-        self.backlog: queue.Queue[tuple[Job, float | None]] = queue.Queue(
+        self.backlog: queue.Queue[Callable[..., bool]] = queue.Queue(
             maxsize=settings.JOBSITE_PUBLISH_BACKLOG
         )
         self.dropped = 0
 
-    def submit(self, job: Job, countdown: float | None = None) -> None:
+    def submit(self, send: Callable[..., bool], what: str) -> None:
         try:
-            self.backlog.put_nowait((job, countdown))
+            self.backlog.put_nowait(send)
         except queue.Full:
             self.dropped += 1
-            log.warning("Publish backlog full: job %s is left to the sweeper", job.pk)
+            log.warning("Publish backlog full: %s is left to the sweeper", what)
 
     def run(self) -> None:
         while True:
@@ -123,8 +146,8 @@ class BackgroundPublisher(threading.Thread):
                 producer = connection.Producer()
                 try:
                     while True:
-                        job, countdown = self.backlog.get()
-                        publish_job(job, countdown, producer=producer)
+                        send = self.backlog.get()
+                        send(producer=producer)
                 except Exception as exc:  # the connection itself broke: start a fresh one
                     log.warning("Background publisher: %s; reconnecting", exc)
                     time.sleep(0.5)

@@ -16,7 +16,7 @@ from jobs import broker
 from jobs.auth import InvalidApiKey, api_key_for, failure_guard, live_token_holder
 from jobs.broker import bounded, queue_depths
 from jobs.errors import NotFound
-from jobs.models import Job, JobEvent, JobStatus
+from jobs.models import Delivery, Job, JobEvent, JobStatus
 from jobs.queues import ALL_QUEUES
 from jobsite.celery import app
 
@@ -147,6 +147,11 @@ def live_reload(job_id: Any) -> Job:
 
 def job_events(*, job: Job) -> QuerySet[JobEvent]:
     return job.events.order_by("id")
+
+
+def job_deliveries(*, job: Job) -> QuerySet[Delivery]:
+    """A job's webhook deliveries, oldest first, each with its attempts (two queries)."""
+    return Delivery.objects.filter(job=job).prefetch_related("attempts_made").order_by("id")
 
 
 def job_event_timeline(*, job: Job, limit: int = 200) -> list[JobEvent]:

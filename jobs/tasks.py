@@ -9,6 +9,8 @@ from django.conf import settings
 
 from jobs import maintenance, runner
 from jobs.errors import JobError
+from jobs.publish import DELIVER_TASK
+from jobs.webhooks import deliveries
 
 
 # JobError is a job failing as designed (bad input, cancelled): recorded on the row,
@@ -34,3 +36,9 @@ def sweep() -> dict[str, int]:
 @shared_task(name="jobs.maintenance.purge")
 def purge() -> dict[str, int]:
     return maintenance.purge()
+
+
+# One POST per message; a lost or killed one is found by the sweeper from its row.
+@shared_task(name=DELIVER_TASK, ignore_result=True)
+def deliver_webhook(delivery_id: int) -> str:
+    return deliveries.deliver(delivery_id)

@@ -391,6 +391,16 @@ JOBSITE_OCR_LANGUAGES = os.environ.get("JOBSITE_OCR_LANGUAGES", "eng+deu")
 JOBSITE_FETCH_TIMEOUT = env_float("JOBSITE_FETCH_TIMEOUT", 60.0)
 JOBSITE_FETCH_MAX_REDIRECTS = env_int("JOBSITE_FETCH_MAX_REDIRECTS", 5)
 JOBSITE_FETCH_ALLOW_HOSTS = os.environ.get("JOBSITE_FETCH_ALLOW_HOSTS", "")
+
+# --- Webhooks: a job with a callback_url is told when it ends (jobs/webhooks/) ------------
+# Seconds one delivery attempt may take (connect, send, the answer's first bytes).
+JOBSITE_WEBHOOK_TIMEOUT = env_float("JOBSITE_WEBHOOK_TIMEOUT", 10.0)
+# Retries (exponential, equal jitter) stop this long after the job ended; then failed.
+JOBSITE_WEBHOOK_RETRY_WINDOW = env_float("JOBSITE_WEBHOOK_RETRY_WINDOW", 24 * 3600.0)
+JOBSITE_WEBHOOK_BACKOFF_BASE = env_float("JOBSITE_WEBHOOK_BACKOFF_BASE", 5.0)
+JOBSITE_WEBHOOK_BACKOFF_MAX = env_float("JOBSITE_WEBHOOK_BACKOFF_MAX", 3600.0)
+# After a secret rotation, deliveries carry the old secret's signature too for this long.
+JOBSITE_WEBHOOK_SECRET_GRACE = env_float("JOBSITE_WEBHOOK_SECRET_GRACE", 24 * 3600.0)
 # Memory access counts wait in Redis this long (at most) before reaching the table.
 JOBSITE_ACCESS_FLUSH_INTERVAL = env_float("JOBSITE_ACCESS_FLUSH_INTERVAL", 10.0)
 

@@ -71,6 +71,9 @@ def other_api(other_user) -> APIClient:
 @pytest.fixture(scope="session")
 def processes(django_db_setup, tmp_path_factory) -> Iterator[Processes]:
     env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
+    # Webhook deliveries give up 12 s after their job ended (24 h in production): written
+    # by whichever process ends the job, so every process of the session says so.
+    env.setdefault("JOBSITE_WEBHOOK_RETRY_WINDOW", "12")
     env.pop("DJANGO_SETTINGS_MODULE", None)
     procs = Processes(env, tmp_path_factory.mktemp("celery"))
     yield procs
@@ -108,6 +111,21 @@ def documents_worker(platform: Processes):
         concurrency=2,
         name="documents",
         JOBSITE_FETCH_ALLOW_HOSTS="127.0.0.1",
+    )
+
+
+@pytest.fixture(scope="session")
+def webhooks_worker(platform: Processes):
+    """A worker on the webhooks queue that may deliver to this machine's loopback, with a
+    short timeout and backoff so a test sees retries happen and end."""
+    return platform.worker(
+        queues=[Queue.WEBHOOKS],
+        concurrency=4,
+        name="webhooks",
+        JOBSITE_FETCH_ALLOW_HOSTS="127.0.0.1",
+        JOBSITE_WEBHOOK_TIMEOUT="1",
+        JOBSITE_WEBHOOK_BACKOFF_BASE="0.2",
+        JOBSITE_WEBHOOK_BACKOFF_MAX="1",
     )
 
 

@@ -10,5 +10,6 @@ def test_registered_task_names():
         "jobs.run",
         "jobs.maintenance.sweep",
         "jobs.maintenance.purge",
+        "jobs.webhooks.deliver",
         "processing.flush_memory_access",
     }

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from jobs import outbound
 from jobs.auth import live_token
 from jobs.errors import error_fields
 from jobs.models import Job, JobEvent
@@ -47,8 +48,15 @@ class JobCreateSerializer(StrictSerializer):
     priority = serializers.IntegerField(required=False, min_value=0, max_value=9)
     max_retries = serializers.IntegerField(required=False, min_value=0, max_value=25)
     run_at = serializers.DateTimeField(required=False, allow_null=True)
-    callback_url = serializers.URLField(
-        required=False, allow_blank=True, max_length=2000, help_text="Delivery: a later release."
+    callback_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Told when the job ends: a signed POST (Standard Webhooks) of the job.",
+    )
+    # KnowledgeSDK's clients send camelCase at the top level.
+    callbackUrl = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, help_text="Same as callback_url."
     )
     file = serializers.FileField(required=False, allow_empty_file=False, max_length=255)
     # Hebbrix's clients send these beside `type`; they are the job's params of that name.
@@ -61,6 +69,11 @@ class JobCreateSerializer(StrictSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Fold the top-level shortcuts into params; saying both ways differently is a 400."""
+        if "callbackUrl" in attrs:
+            camel = attrs.pop("callbackUrl")
+            if attrs.get("callback_url", camel) != camel:
+                raise serializers.ValidationError({"callbackUrl": ["differs from callback_url"]})
+            attrs["callback_url"] = camel
         params = dict(attrs.get("params") or {})
         for name in PARAM_SHORTCUTS:
             if name not in attrs:
@@ -73,9 +86,17 @@ class JobCreateSerializer(StrictSerializer):
         return attrs
 
     def validate_callback_url(self, value: str) -> str:
-        if value and not value.lower().startswith(("http://", "https://")):
-            raise serializers.ValidationError("must be an http or https URL")
+        """The address checks of fetched files, as far as they go without a DNS lookup
+        (names are resolved and checked again at every delivery)."""
+        if value:
+            try:
+                outbound.check_url(value, allow_hosts=outbound.allowed_hosts_from_settings())
+            except outbound.FetchError as exc:
+                raise serializers.ValidationError(exc.message) from None
         return value
+
+    def validate_callbackUrl(self, value: str) -> str:
+        return self.validate_callback_url(value)
 
 
 class JobErrorSerializer(serializers.Serializer):

@@ -3,7 +3,7 @@ with and without its trailing slash (``jobs.api.routing``)."""
 
 from django.urls import include, path
 
-from jobs.api import views
+from jobs.api import views, webhooks
 from jobs.api.routing import both
 
 urlpatterns = [
@@ -18,5 +18,14 @@ urlpatterns = [
     *both("jobs/<str:job_id>/cancel/", views.JobCancelApi.as_view(), name="job-cancel"),
     *both("jobs/<str:job_id>/restart/", views.JobRestartApi.as_view(), name="job-restart"),
     *both("jobs/<str:job_id>/events/", views.JobEventsApi.as_view(), name="job-events"),
+    *both(
+        "jobs/<str:job_id>/deliveries/", webhooks.JobDeliveriesApi.as_view(), name="job-deliveries"
+    ),
     *both("job-types/", views.JobTypesApi.as_view(), name="job-types"),
+    *both("webhooks/secret", webhooks.WebhookSecretApi.as_view(), name="webhooks-secret"),
+    *both(
+        "webhooks/secret/rotate",
+        webhooks.WebhookSecretRotateApi.as_view(),
+        name="webhooks-secret-rotate",
+    ),
 ]

@@ -21,16 +21,19 @@ from jobs.outbound.addresses import (
     check_address,
     parse_ip_literal,
 )
-from jobs.outbound.client import FetchResult, fetch, filename_hint
+from jobs.outbound.client import FetchResult, PostResult, check_url, fetch, filename_hint, post
 from jobs.outbound.errors import FetchError
 
 __all__ = [
     "FetchError",
     "FetchResult",
     "IPAddress",
+    "PostResult",
     "allowed_hosts_from_settings",
     "check_address",
+    "check_url",
     "fetch",
     "filename_hint",
     "parse_ip_literal",
+    "post",
 ]

@@ -1,4 +1,5 @@
-"""The guarded GET: each hop resolved once, checked, and pinned to the checked address.
+"""The guarded GET (and a webhook's POST): each hop resolved once, checked, and pinned to
+the checked address.
 
 Resolving a name, checking the answer and then letting the HTTP library resolve it again
 would leave a window for DNS rebinding, so the connection goes to the very address that
@@ -226,8 +227,10 @@ def _open(
     budget: Budget,
     allowed: AllowedHosts,
     headers: dict[str, str],
+    method: str = "GET",
+    content: bytes | None = None,
 ) -> Iterator[httpx.Response]:
-    """One hop: resolve and check, then GET from a checked address, trying each in turn."""
+    """One hop: resolve and check, then send from a checked address, trying each in turn."""
     port = url.port or (443 if url.scheme == "https" else 80)
     addresses = _checked_addresses(url, port, budget, allowed, shown)
     literal = parse_ip_literal(url.host)
@@ -247,8 +250,9 @@ def _open(
             verify=_ssl_context(), trust_env=False, timeout=max(budget.remaining(), 0.001)
         ) as client:
             request = client.build_request(
-                "GET",
+                method,
                 request_url,
+                content=content,
                 headers={**headers, "Host": url.netloc.decode("ascii")},
                 extensions={"sni_hostname": server_name, "trace": watchdog.trace},
             )
@@ -366,3 +370,78 @@ def fetch(
         except httpx.HTTPError as exc:
             raise _transport_error(exc, budget, shown) from None
     raise AssertionError("unreachable: the last hop returns or raises")  # pragma: no cover
+
+
+# --- webhook deliveries -------------------------------------------------------------------
+
+
+def check_url(url: str, *, allow_hosts: Collection[str] = ()) -> None:
+    """What can be said of a URL without a DNS lookup: its form, and its host if that is an
+    IP literal (in any spelling) or a loopback name. ``FetchError`` says why not.
+
+    For a callback URL at create: resolving an attacker's name inside an API request would
+    let them hold a request thread on a slow resolver. Names are resolved and their
+    addresses checked at delivery, every time (the answer may have changed by then).
+    """
+    parsed = _parse_url(url)
+    allowed = AllowedHosts.parse(allow_hosts)
+    if allowed.host(parsed):
+        return
+    literal = parse_ip_literal(parsed.host)
+    if literal is not None:
+        if literal in allowed.addresses:
+            return
+        try:
+            check_address(literal)
+        except FetchError as exc:
+            raise FetchError(f"Refusing {_show(url)}: {exc.message}", code="url_refused") from None
+    elif ascii_host(parsed).rstrip(".").lower().endswith(("localhost", ".local", ".internal")):
+        raise FetchError(f"Refusing {_show(url)}: a local host name", code="url_refused")
+
+
+@dataclass(frozen=True)
+class PostResult:
+    status: int
+    excerpt: str
+    elapsed: float
+
+
+def post(
+    url: str,
+    *,
+    content: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    allow_hosts: Collection[str] = (),
+    excerpt_bytes: int = 1024,
+) -> PostResult:
+    """POST ``content`` once, within ``timeout`` seconds, to an address that passed the
+    policy; the answer's status and the first ``excerpt_bytes`` of its body.
+
+    A redirect is an answer like any other (its status is returned, its Location never
+    followed): a webhook receiver that moved says so by failing, not by sending the signed
+    body somewhere else.
+    """
+    budget = Budget(timeout)
+    target = _parse_url(url)
+    shown = _show(target)
+    sent = {"User-Agent": USER_AGENT, "Content-Type": "application/json", **headers}
+    try:
+        with _open(
+            target,
+            shown=shown,
+            budget=budget,
+            allowed=AllowedHosts.parse(allow_hosts),
+            headers=sent,
+            method="POST",
+            content=content,
+        ) as response:
+            head = bytearray()
+            for chunk in response.iter_raw():
+                head += chunk
+                if len(head) >= excerpt_bytes:
+                    break
+            excerpt = bytes(head[:excerpt_bytes]).decode("utf-8", "replace")
+            return PostResult(response.status_code, excerpt, time.monotonic() - budget.started)
+    except httpx.HTTPError as exc:
+        raise _transport_error(exc, budget, shown) from None

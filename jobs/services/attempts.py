@@ -25,7 +25,7 @@ from jobs.errors import AttemptLost, JobCancelled, JobError
 from jobs.live.notify import notify
 from jobs.models import Job, JobEvent, JobStatus
 from jobs.services.failures import classify, retry_delay
-from jobs.services.moves import announce, note, transition
+from jobs.services.moves import ENDED_FIELDS, announce, note, transition
 
 log = logging.getLogger("jobs.services")
 
@@ -191,6 +191,7 @@ def job_complete(job_id: Any, *, task_id: str, attempt: int, result: Any) -> boo
         )
     moved = writes.complete(
         job_id,
+        fields=ENDED_FIELDS,
         now=timezone.now(),
         task_id=task_id,
         result=result,
@@ -198,12 +199,19 @@ def job_complete(job_id: Any, *, task_id: str, attempt: int, result: Any) -> boo
         actor="system:worker",
         reason="completed",
     )
-    if moved:
-        written = {"result": result, "progress": 100.0, "error_code": ""}
-        announce(
-            job_id, JobStatus.RUNNING, JobStatus.COMPLETED, "completed", "system:worker", written
-        )
-    return moved
+    if moved is None:
+        return False
+    written = {"result": result, "progress": 100.0, "error_code": ""}
+    announce(
+        job_id,
+        JobStatus.RUNNING,
+        JobStatus.COMPLETED,
+        "completed",
+        "system:worker",
+        written,
+        ended=moved,
+    )
+    return True
 
 
 @outlasts_db_blips

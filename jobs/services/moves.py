@@ -14,10 +14,14 @@ from django.utils import timezone
 
 from jobs import writes
 from jobs.live.notify import live_fields, notify
-from jobs.models import Job, JobEvent
+from jobs.models import TERMINAL_STATUSES, Job, JobEvent
+from jobs.webhooks import deliveries
 from jobs.writes import FromRow
 
 log = logging.getLogger("jobs.services")
+
+# What an ending change reads back from the row: whether, where and of what end to tell.
+ENDED_FIELDS = ("callback_url", "owner", "completed_at")
 
 
 def transition(
@@ -45,31 +49,47 @@ def transition(
         query = query.filter(where)
     event = {"job_id": job_id, "at": now, "actor": actor[:200], "reason": reason}
     event.update(attempt=attempt, data=data)
+    ends = to_status in TERMINAL_STATUSES
+    wanted = [*(returning or []), *(ENDED_FIELDS if ends else ())] or None
     moved = writes.transition(
-        query, from_status, to_status, {"updated_at": now, **fields}, event, returning
+        query, from_status, to_status, {"updated_at": now, **fields}, event, wanted
     )
-    if returning is None:
+    if wanted is None:
         written = fields
     else:
         # Expressions (attempts + 1) are reported as the row now holds them.
         written = {
             name: getattr(moved, name) if isinstance(value, Combinable) else value
             for name, value in fields.items()
-            if moved is not None and (name in returning or not isinstance(value, Combinable))
+            if moved is not None and (name in wanted or not isinstance(value, Combinable))
         }
     if moved:
-        announce(job_id, from_status, to_status, reason, actor, written)
+        announce(
+            job_id, from_status, to_status, reason, actor, written, ended=moved if ends else None
+        )
+    if returning is None:
+        return bool(moved)
     return moved
 
 
 def announce(
-    job_id: Any, from_status: str, to_status: str, reason: str, actor: str, written: dict
+    job_id: Any,
+    from_status: str,
+    to_status: str,
+    reason: str,
+    actor: str,
+    written: dict,
+    *,
+    ended: Job | None = None,
 ) -> None:
-    """What follows every status change: watchers hear of it once it commits."""
+    """What follows every status change: watchers hear of it once it commits, and a job
+    that ended (``ended``: its row's ``ENDED_FIELDS``) tells its callback URL."""
     transaction.on_commit(
         partial(notify, job_id, status=to_status, **live_fields(written, to_status))
     )
     log.info("job %s: %s -> %s (%s; %s)", job_id, from_status, to_status, reason, actor)
+    if ended is not None and ended.callback_url:
+        deliveries.on_end(ended, to_status)
 
 
 def note(

@@ -1,0 +1,239 @@
+"""Webhook deliveries: one message per end of a job, sent until the receiver takes it.
+
+The row is the truth, as for jobs. It is written when the job ends (in the same
+transaction as the change, where the change has one) and its message is published after
+commit; a lost message, a killed worker or a crash between the two is repaired by the
+sweeper from the rows (``publish_due``, ``recover_leases``, ``create_missing``). Retries
+wait in the database (``next_attempt_at``), never as broker countdowns, and stop at
+``give_up_at``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from jobs import outbound, publish
+from jobs.models import TERMINAL_STATUSES, Delivery, DeliveryAttempt, Job, JobStatus
+from jobs.services.failures import retry_delay
+from jobs.webhooks import signing
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = {
+    JobStatus.COMPLETED: "job.completed",
+    JobStatus.FAILED: "job.failed",
+    JobStatus.CANCELLED: "job.cancelled",
+}
+BATCH = 500
+# How far back the sweeper looks for ended jobs whose delivery was never written.
+MISSING_LOOKBACK = timedelta(hours=1)
+
+
+def payload(job: Job, event_type: str) -> dict[str, Any]:
+    """The message: the event, ``jobId`` (KnowledgeSDK tells receivers to deduplicate on
+    it), the status, result and error at the top as KnowledgeSDK's receivers read them,
+    and the whole job as the status endpoint shows it."""
+    from jobs.api.serializers import JobSerializer
+
+    data = JobSerializer(job).data
+    return {
+        "type": event_type,
+        "timestamp": data["completed_at"],
+        "jobId": data["job_id"],
+        "status": data["status"],
+        "result": data["result"],
+        "error": data["error"],
+        "data": data,
+    }
+
+
+def on_end(job: Job, to_status: str) -> Delivery | None:
+    """A job with a callback URL ended: write its message (once per end) and publish it
+    after commit. ``job`` carries at least its callback URL, owner and ``completed_at``."""
+    if not job.callback_url or job.owner_id is None or job.completed_at is None:
+        return None
+    event_type = EVENT_TYPES[to_status]
+    full = Job.objects.get(pk=job.pk)
+    now = timezone.now()
+    body = json.dumps(payload(full, event_type), separators=(",", ":"), ensure_ascii=False)
+    try:
+        with transaction.atomic():  # a savepoint: a second writer of this end loses quietly
+            delivery = Delivery.objects.create(
+                job_id=job.pk,
+                job_completed_at=job.completed_at,
+                message_id=f"msg_{uuid.uuid4().hex}",
+                event_type=event_type,
+                url=job.callback_url,
+                body=body,
+                next_attempt_at=now,
+                give_up_at=job.completed_at
+                + timedelta(seconds=settings.JOBSITE_WEBHOOK_RETRY_WINDOW),
+                dispatched_at=now,
+            )
+    except IntegrityError:
+        return None
+    publish.send_on_commit(
+        partial(publish.publish_delivery, delivery.pk), what=f"delivery {delivery.pk}"
+    )
+    return delivery
+
+
+def delay(attempt: int) -> float:
+    """Seconds before the next try: exponential with equal jitter, the first within ~10 s."""
+    return retry_delay(
+        attempt,
+        base=settings.JOBSITE_WEBHOOK_BACKOFF_BASE,
+        cap=settings.JOBSITE_WEBHOOK_BACKOFF_MAX,
+    )
+
+
+def deliver(delivery_id: int) -> str:
+    """One attempt, if the delivery is due and no one else holds it; returns its status."""
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.JOBSITE_WEBHOOK_TIMEOUT + 30)
+    claimed = Delivery.objects.filter(
+        pk=delivery_id,
+        status=Delivery.Status.PENDING,
+        next_attempt_at__lte=now + timedelta(seconds=0.5),
+    ).update(
+        status=Delivery.Status.SENDING,
+        lease_until=lease,
+        attempts=F("attempts") + 1,
+        next_attempt_at=None,
+    )
+    if not claimed:
+        return "skipped"
+    delivery = Delivery.objects.select_related("job").get(pk=delivery_id)
+    at = timezone.now()
+    secret = signing.secret_for(delivery.job.owner_id)
+    headers = signing.headers(secret, delivery.message_id, at, delivery.body)
+    code, excerpt, error, elapsed = None, "", "", 0.0
+    try:
+        answer = outbound.post(
+            delivery.url,
+            content=delivery.body.encode(),
+            headers=headers,
+            timeout=settings.JOBSITE_WEBHOOK_TIMEOUT,
+            allow_hosts=outbound.allowed_hosts_from_settings(),
+        )
+        code, excerpt, elapsed = answer.status, answer.excerpt, answer.elapsed
+    except outbound.FetchError as exc:
+        error = exc.message
+        elapsed = (timezone.now() - at).total_seconds()
+    return _record(delivery, code, excerpt, error, elapsed)
+
+
+def _record(delivery: Delivery, code: int | None, excerpt: str, error: str, elapsed: float) -> str:
+    """What this attempt leaves: the attempt row, and the delivery done, disabled, failed,
+    or due again later."""
+    now = timezone.now()
+    values: dict[str, Any] = {"lease_until": None}
+    next_at = None
+    if code is not None and 200 <= code < 300:
+        values.update(status=Delivery.Status.DELIVERED, finished_at=now)
+    elif code == 410:  # the receiver says this callback is gone for good
+        values.update(status=Delivery.Status.DISABLED, finished_at=now)
+    else:
+        next_at = now + timedelta(seconds=delay(delivery.attempts))
+        if next_at > delivery.give_up_at:
+            next_at = None
+            values.update(status=Delivery.Status.FAILED, finished_at=now)
+        else:
+            values.update(
+                status=Delivery.Status.PENDING, next_attempt_at=next_at, dispatched_at=None
+            )
+    with transaction.atomic():
+        DeliveryAttempt.objects.create(
+            delivery=delivery,
+            attempt=delivery.attempts,
+            at=now,
+            status_code=code,
+            response_excerpt=excerpt,
+            error=error,
+            duration_ms=round(elapsed * 1000),
+            next_attempt_at=next_at,
+        )
+        # Only this attempt's own lease: a redelivery meanwhile is not undone.
+        Delivery.objects.filter(
+            pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts
+        ).update(**values)
+    log.info("delivery %s attempt %s: %s", delivery.pk, delivery.attempts, code or error)
+    return values["status"]
+
+
+def redeliver(delivery: Delivery) -> bool:
+    """An operator's "send it again": due now, with a fresh retry window; the message
+    keeps its ``webhook-id``, so a receiver that already has it can tell."""
+    now = timezone.now()
+    moved = (
+        Delivery.objects.filter(pk=delivery.pk)
+        .exclude(status=Delivery.Status.SENDING)
+        .update(
+            status=Delivery.Status.PENDING,
+            next_attempt_at=now,
+            give_up_at=now + timedelta(seconds=settings.JOBSITE_WEBHOOK_RETRY_WINDOW),
+            finished_at=None,
+            dispatched_at=now,
+        )
+    )
+    if moved:
+        publish.send_on_commit(
+            partial(publish.publish_delivery, delivery.pk), what=f"delivery {delivery.pk}"
+        )
+    return bool(moved)
+
+
+# --- the sweeper's share -------------------------------------------------------------------
+
+
+def publish_due() -> int:
+    """Deliveries due whose message is not (or no longer) on its way: retries, and first
+    tries whose publish was lost."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.JOBSITE_DISPATCH_AFTER)
+    due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).filter(
+        Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale)
+    )
+    count = 0
+    for delivery in due.order_by("next_attempt_at")[:BATCH]:
+        marked = Delivery.objects.filter(
+            pk=delivery.pk, status=Delivery.Status.PENDING, dispatched_at=delivery.dispatched_at
+        ).update(dispatched_at=now)
+        if marked and publish.publish_delivery(delivery.pk):
+            count += 1
+    return count
+
+
+def recover_leases() -> int:
+    """Attempts whose worker died mid-send: due again now (the attempt counted)."""
+    return Delivery.objects.filter(
+        status=Delivery.Status.SENDING, lease_until__lt=timezone.now()
+    ).update(status=Delivery.Status.PENDING, next_attempt_at=timezone.now(), dispatched_at=None)
+
+
+def create_missing() -> int:
+    """Ended jobs with a callback whose delivery was never written (a crash between the
+    status change and the delivery's row): written now."""
+    now = timezone.now()
+    told = Delivery.objects.filter(job=OuterRef("pk"), job_completed_at=OuterRef("completed_at"))
+    untold = (
+        Job.objects.filter(
+            status__in=TERMINAL_STATUSES,
+            completed_at__gte=now - MISSING_LOOKBACK,
+            completed_at__lte=now - timedelta(seconds=5),  # not one its writer is finishing
+        )
+        .exclude(callback_url="")
+        .filter(~Exists(told))
+        .only("pk", "status", "callback_url", "owner_id", "completed_at")
+    )
+    return sum(on_end(job, job.status) is not None for job in untold[:BATCH])
