@@ -259,8 +259,8 @@ class Delivery(models.Model):
     message_id = models.CharField(max_length=64, unique=True)
     event_type = models.CharField(max_length=32)
     url = models.URLField(max_length=2000)
-    # The signed JSON, fixed when the job ended: every retry sends the same bytes.
-    body = models.TextField()
+    # The signed JSON, fixed by the first attempt: every retry sends the same bytes.
+    body = models.TextField(blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)

@@ -101,15 +101,15 @@ def send_on_commit(send: Callable[..., bool], *, what: str) -> None:
 DELIVER_TASK = "jobs.webhooks.deliver"
 
 
-def publish_delivery(delivery_id: int, producer: Any = None) -> bool:
+def publish_delivery(message_id: str, producer: Any = None) -> bool:
     """Send one webhook delivery's message (``jobs.tasks.deliver_webhook``); on broker
     trouble log and return False (the sweeper publishes due deliveries from their rows)."""
     from jobs.queues import Queue
 
     try:
-        app.send_task(DELIVER_TASK, producer=producer, args=[delivery_id], queue=Queue.WEBHOOKS)
+        app.send_task(DELIVER_TASK, producer=producer, args=[message_id], queue=Queue.WEBHOOKS)
     except Exception as exc:  # the row stays due: the sweeper publishes it
-        log.warning("Could not publish delivery %s (%s); the sweeper will", delivery_id, exc)
+        log.warning("Could not publish delivery %s (%s); the sweeper will", message_id, exc)
         return False
     return True
 

@@ -40,5 +40,5 @@ def purge() -> dict[str, int]:
 
 # One POST per message; a lost or killed one is found by the sweeper from its row.
 @shared_task(name=DELIVER_TASK, ignore_result=True)
-def deliver_webhook(delivery_id: int) -> str:
-    return deliveries.deliver(delivery_id)
+def deliver_webhook(message_id: str) -> str:
+    return deliveries.deliver(message_id)

@@ -2,10 +2,12 @@
 
 The row is the truth, as for jobs. It is written when the job ends (in the same
 transaction as the change, where the change has one) and its message is published after
-commit; a lost message, a killed worker or a crash between the two is repaired by the
-sweeper from the rows (``publish_due``, ``recover_leases``, ``create_missing``). Retries
-wait in the database (``next_attempt_at``), never as broker countdowns, and stop at
-``give_up_at``.
+commit. The body is built and fixed by the first attempt, in the webhooks worker: what a
+receiver reads is the job as it stood then (its end, unless it was restarted meanwhile).
+A lost message, a killed worker or a crash between the job's end and the row is repaired
+by the sweeper from the rows (``publish_due``, ``recover_leases``, ``create_missing``).
+Retries wait in the database (``next_attempt_at``), never as broker countdowns, and stop
+at ``give_up_at``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -57,35 +59,39 @@ def payload(job: Job, event_type: str) -> dict[str, Any]:
     }
 
 
-def on_end(job: Job, to_status: str) -> Delivery | None:
-    """A job with a callback URL ended: write its message (once per end) and publish it
-    after commit. ``job`` carries at least its callback URL, owner and ``completed_at``."""
+def on_end(job: Job, to_status: str) -> str | None:
+    """A job with a callback URL ended: write its message's row (once per end) and publish
+    it after commit; returns the message id. ``job`` carries at least its callback URL,
+    owner and ``completed_at``.
+
+    One INSERT (``ON CONFLICT DO NOTHING``: a second writer of this end loses quietly, and
+    the message it publishes finds no row of its own) and one publish: this runs in the
+    job's worker as the job ends, so the body is built by the webhooks worker instead.
+    """
     if not job.callback_url or job.owner_id is None or job.completed_at is None:
         return None
-    event_type = EVENT_TYPES[to_status]
-    full = Job.objects.get(pk=job.pk)
     now = timezone.now()
-    body = json.dumps(payload(full, event_type), separators=(",", ":"), ensure_ascii=False)
-    try:
-        with transaction.atomic():  # a savepoint: a second writer of this end loses quietly
-            delivery = Delivery.objects.create(
+    message_id = f"msg_{uuid.uuid4().hex}"
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
                 job_id=job.pk,
                 job_completed_at=job.completed_at,
-                message_id=f"msg_{uuid.uuid4().hex}",
-                event_type=event_type,
+                message_id=message_id,
+                event_type=EVENT_TYPES[to_status],
                 url=job.callback_url,
-                body=body,
                 next_attempt_at=now,
                 give_up_at=job.completed_at
                 + timedelta(seconds=settings.JOBSITE_WEBHOOK_RETRY_WINDOW),
                 dispatched_at=now,
             )
-    except IntegrityError:
-        return None
-    publish.send_on_commit(
-        partial(publish.publish_delivery, delivery.pk), what=f"delivery {delivery.pk}"
+        ],
+        ignore_conflicts=True,
     )
-    return delivery
+    publish.send_on_commit(
+        partial(publish.publish_delivery, message_id), what=f"delivery {message_id}"
+    )
+    return message_id
 
 
 def delay(attempt: int) -> float:
@@ -97,12 +103,12 @@ def delay(attempt: int) -> float:
     )
 
 
-def deliver(delivery_id: int) -> str:
-    """One attempt, if the delivery is due and no one else holds it; returns its status."""
+def deliver(message_id: str) -> str:
+    """One attempt, if the message is due and no one else holds it; returns its status."""
     now = timezone.now()
     lease = now + timedelta(seconds=settings.JOBSITE_WEBHOOK_TIMEOUT + 30)
     claimed = Delivery.objects.filter(
-        pk=delivery_id,
+        message_id=message_id,
         status=Delivery.Status.PENDING,
         next_attempt_at__lte=now + timedelta(seconds=0.5),
     ).update(
@@ -113,7 +119,11 @@ def deliver(delivery_id: int) -> str:
     )
     if not claimed:
         return "skipped"
-    delivery = Delivery.objects.select_related("job").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("job").get(message_id=message_id)
+    if not delivery.body:  # the first attempt fixes the body: every retry sends these bytes
+        body = payload(delivery.job, delivery.event_type)
+        delivery.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        Delivery.objects.filter(pk=delivery.pk).update(body=delivery.body)
     at = timezone.now()
     secret = signing.secret_for(delivery.job.owner_id)
     headers = signing.headers(secret, delivery.message_id, at, delivery.body)
@@ -188,7 +198,8 @@ def redeliver(delivery: Delivery) -> bool:
     )
     if moved:
         publish.send_on_commit(
-            partial(publish.publish_delivery, delivery.pk), what=f"delivery {delivery.pk}"
+            partial(publish.publish_delivery, delivery.message_id),
+            what=f"delivery {delivery.message_id}",
         )
     return bool(moved)
 
@@ -209,7 +220,7 @@ def publish_due() -> int:
         marked = Delivery.objects.filter(
             pk=delivery.pk, status=Delivery.Status.PENDING, dispatched_at=delivery.dispatched_at
         ).update(dispatched_at=now)
-        if marked and publish.publish_delivery(delivery.pk):
+        if marked and publish.publish_delivery(delivery.message_id):
             count += 1
     return count
 

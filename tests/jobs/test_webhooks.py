@@ -102,7 +102,7 @@ def test_a_delivery_refuses_a_forbidden_address_without_sending_a_packet(user, u
         give_up_at=now + timedelta(hours=1),
     )
     with mock.patch.object(socket.socket, "connect", side_effect=AssertionError("a packet")):
-        assert deliveries.deliver(delivery.pk) == Delivery.Status.PENDING
+        assert deliveries.deliver(delivery.message_id) == Delivery.Status.PENDING
     [attempt] = delivery.attempts_made.all()
     assert attempt.status_code is None and "refus" in attempt.error.lower()
 
@@ -127,7 +127,7 @@ def test_a_name_that_resolves_to_a_forbidden_address_is_refused_at_delivery(user
         mock.patch.object(socket, "getaddrinfo", return_value=answer),
         mock.patch.object(socket.socket, "connect", side_effect=AssertionError("a packet")),
     ):
-        deliveries.deliver(delivery.pk)
+        deliveries.deliver(delivery.message_id)
     [attempt] = delivery.attempts_made.all()
     assert "169.254.169.254" in attempt.error
 
