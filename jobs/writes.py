@@ -346,10 +346,19 @@ def _update_returning(
 ) -> Model | None:
     model, connection = query.model, connections[query.db]
     if not _one_statement(query.db):
+        rows = model._default_manager.using(query.db).only(*fields)
+        if not any(isinstance(v, FromRow) for v in event.values()):
+            # The row is read after the commit: SQLite's write lock (every worker's) is held
+            # for the UPDATE and the event only, and the change is recorded that much sooner.
+            with transaction.atomic(using=query.db):
+                if not query.update(**values):
+                    return None
+                JobEvent.objects.using(query.db).create(**event)
+            return rows.filter(pk=pk).first() or model(pk=pk)  # gone already: it did move
         with transaction.atomic(using=query.db):
             if not query.update(**values):
                 return None
-            obj = model._default_manager.using(query.db).only(*fields).get(pk=pk)
+            obj = rows.get(pk=pk)
             JobEvent.objects.using(query.db).create(
                 **{k: getattr(obj, v) if isinstance(v, FromRow) else v for k, v in event.items()}
             )

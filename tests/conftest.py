@@ -4,6 +4,7 @@ running against the same broker and test database as the test itself."""
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,21 @@ def live(platform: Processes, transactional_db) -> Processes:
     for name, report in platform.revive(platform.platform).items():
         warnings.warn(f"restarted platform process {name}, which {report}", stacklevel=1)
     return platform
+
+
+@pytest.fixture(autouse=True)
+def _stop_test_workers(request) -> Iterator[None]:
+    """Workers a test started for itself (auto-named ``w<n>-<pid>``) stop with the test,
+    whether it passed or not: one left consuming a queue would run the next test's jobs."""
+    if "live" not in request.fixturenames:
+        yield
+        return
+    processes = request.getfixturevalue("processes")
+    before = len(processes.started)
+    yield
+    for proc in processes.started[before:]:
+        if re.fullmatch(r"w\d+-\d+", proc.name) and proc.proc.poll() is None:
+            proc.stop()
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,7 @@ def payload(job: Job, event_type: str) -> dict[str, Any]:
     """The message: the event, ``jobId`` (KnowledgeSDK tells receivers to deduplicate on
     it), the status, result and error at the top as KnowledgeSDK's receivers read them,
     and the whole job as the status endpoint shows it."""
+    # On use: the services import this module, and must load without the REST layer.
     from jobs.api.serializers import JobSerializer
 
     data = JobSerializer(job).data
