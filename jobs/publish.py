@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs.broker import bounded
+from jobs.queues import Queue
 from jobsite.celery import app
 
 if TYPE_CHECKING:
@@ -104,8 +105,6 @@ DELIVER_TASK = "jobs.webhooks.deliver"
 def publish_delivery(message_id: str, producer: Any = None) -> bool:
     """Send one webhook delivery's message (``jobs.tasks.deliver_webhook``); on broker
     trouble log and return False (the sweeper publishes due deliveries from their rows)."""
-    from jobs.queues import Queue
-
     try:
         app.send_task(DELIVER_TASK, producer=producer, args=[message_id], queue=Queue.WEBHOOKS)
     except Exception as exc:  # the row stays due: the sweeper publishes it

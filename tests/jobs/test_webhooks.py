@@ -43,6 +43,21 @@ REFUSED_AT_CREATE = [
 ]
 
 
+def pending_delivery(user, url: str, message_id: str, **fields) -> Delivery:
+    """A delivery due now for a completed job of ``user`` (no worker involved)."""
+    job = Job.objects.create(type="echo", owner=user, status="completed", callback_url=url)
+    now = timezone.now()
+    values = {
+        "job_completed_at": now,
+        "event_type": "job.completed",
+        "body": "{}",
+        "next_attempt_at": now,
+        "give_up_at": now + timedelta(hours=1),
+        **fields,
+    }
+    return Delivery.objects.create(job=job, message_id=message_id, url=url, **values)
+
+
 @pytest.mark.parametrize("url", REFUSED_AT_CREATE)
 def test_a_callback_url_the_policy_refuses_is_a_400_that_says_why(api, url):
     with mock.patch.object(client, "_resolve", side_effect=AssertionError("no lookup")):
@@ -89,18 +104,7 @@ def test_the_previous_secret_signs_only_during_its_grace(user, settings):
 @pytest.mark.parametrize("url", ["http://127.0.0.2:9/hook", "http://10.1.2.3/hook"])
 def test_a_delivery_refuses_a_forbidden_address_without_sending_a_packet(user, url, settings):
     settings.JOBSITE_FETCH_ALLOW_HOSTS = ""
-    job = Job.objects.create(type="echo", owner=user, status="completed", callback_url=url)
-    now = timezone.now()
-    delivery = Delivery.objects.create(
-        job=job,
-        job_completed_at=now,
-        message_id="msg_x",
-        event_type="job.completed",
-        url=url,
-        body="{}",
-        next_attempt_at=now,
-        give_up_at=now + timedelta(hours=1),
-    )
+    delivery = pending_delivery(user, url, "msg_x")
     with mock.patch.object(socket.socket, "connect", side_effect=AssertionError("a packet")):
         assert deliveries.deliver(delivery.message_id) == Delivery.Status.PENDING
     [attempt] = delivery.attempts_made.all()
@@ -110,18 +114,7 @@ def test_a_delivery_refuses_a_forbidden_address_without_sending_a_packet(user, u
 def test_a_name_that_resolves_to_a_forbidden_address_is_refused_at_delivery(user, settings):
     settings.JOBSITE_FETCH_ALLOW_HOSTS = ""
     url = "http://hooks.example.test/x"
-    job = Job.objects.create(type="echo", owner=user, status="completed", callback_url=url)
-    now = timezone.now()
-    delivery = Delivery.objects.create(
-        job=job,
-        job_completed_at=now,
-        message_id="msg_y",
-        event_type="job.completed",
-        url=url,
-        body="{}",
-        next_attempt_at=now,
-        give_up_at=now + timedelta(hours=1),
-    )
+    delivery = pending_delivery(user, url, "msg_y")
     answer = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80))]
     with (
         mock.patch.object(socket, "getaddrinfo", return_value=answer),
@@ -133,18 +126,13 @@ def test_a_name_that_resolves_to_a_forbidden_address_is_refused_at_delivery(user
 
 
 def test_delivery_retries_stop_at_the_window(user):
-    job = Job.objects.create(type="echo", owner=user, status="completed", callback_url="x")
-    now = timezone.now()
-    delivery = Delivery.objects.create(
-        job=job,
-        job_completed_at=now,
-        message_id="msg_z",
-        event_type="job.completed",
-        url="http://10.0.0.1/",
-        body="{}",
+    delivery = pending_delivery(
+        user,
+        "http://10.0.0.1/",
+        "msg_z",
         status=Delivery.Status.SENDING,
         attempts=3,
-        give_up_at=now + timedelta(seconds=1),
+        give_up_at=timezone.now() + timedelta(seconds=1),
     )
     assert deliveries._record(delivery, 500, "", "", 0.1) == Delivery.Status.FAILED
     delivery.refresh_from_db()
