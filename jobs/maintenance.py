@@ -20,6 +20,7 @@ from jobs.broker import queue_depths
 from jobs.errors import JobError
 from jobs.models import TERMINAL_STATUSES, Job, JobStatus
 from jobs.publish import HARD_LIMIT_GRACE
+from jobs.services.batches import close_missed
 from jobs.webhooks import deliveries
 from jobsite.celery import app
 
@@ -39,6 +40,7 @@ def sweep() -> dict[str, int]:
         "deliveries_missing": deliveries.create_missing(),
         "deliveries_recovered": deliveries.recover_leases(),
         "deliveries_published": deliveries.publish_due(),
+        "batches_closed": close_missed(),
     }
 
 

@@ -1,5 +1,5 @@
-"""The Job row (the truth about every job), its event log, API keys, and webhook
-secrets and deliveries."""
+"""The Job row (the truth about every job), its event log, batches of jobs, API keys,
+and webhook secrets and deliveries."""
 
 from __future__ import annotations
 
@@ -34,6 +34,53 @@ def status_from_client(value: str) -> str | None:
     """Our status for what a client sent (a synonym is translated), or None if unknown."""
     value = STATUS_SYNONYMS.get(value, value)
     return value if value in JobStatus.values else None
+
+
+class Batch(models.Model):
+    """Jobs created together in one request: counted, cancelled and told of as one.
+
+    The jobs are the truth (a batch's counts are read from them); the batch row holds what
+    the request gave (callback, Idempotency-Key) and ``completed_at``, set once by whoever
+    sees its last job end, which is what its ``batch.completed`` delivery tells of.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches", db_index=False
+    )
+    label = models.CharField(max_length=200, blank=True, default="")
+    total = models.PositiveIntegerField(default=0)
+    callback_url = models.URLField(max_length=2000, blank=True, default="")
+    # NULL, not "": batches without a key must not collide in the unique constraint.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        max_length=IDEMPOTENCY_KEY_MAX, null=True, blank=True
+    )
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    # When its last job ended; NULL while any runs (and again after one is restarted).
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="batch_owner_created"),
+            # The sweeper's question: open batches whose last job's end went unnoticed.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(completed_at__isnull=True),
+                name="batch_open",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="batch_unique_idempotency_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.id} ({self.total} jobs)"
 
 
 class Job(models.Model):
@@ -76,6 +123,15 @@ class Job(models.Model):
     )
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     callback_url = models.URLField(max_length=2000, blank=True, default="")
+    # Indexed by job_batch_status (partial: only jobs that are in a batch).
+    batch = models.ForeignKey(
+        Batch,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_index=False,
+    )
     input_file = models.FileField(upload_to="uploads/%Y/%m/%d/", blank=True, default="")
     celery_task_id = models.CharField(max_length=64, blank=True, default="")
     worker = models.CharField(max_length=255, blank=True, default="")
@@ -133,6 +189,12 @@ class Job(models.Model):
                 condition=models.Q(status__in=["completed", "failed", "cancelled"])
                 & ~models.Q(callback_url=""),
                 name="job_finished_callback",
+            ),
+            # A batch's counts by status, and its jobs still to end.
+            models.Index(
+                fields=["batch", "status"],
+                condition=models.Q(batch__isnull=False),
+                name="job_batch_status",
             ),
         ]
         constraints = [
@@ -240,7 +302,8 @@ class WebhookSecret(models.Model):
 
 
 class Delivery(models.Model):
-    """One webhook message: a job reached a terminal state and its callback is told.
+    """One webhook message: a job reached a terminal state, or a batch's last job did,
+    and its callback is told.
 
     ``message_id`` is the ``webhook-id`` every retry of this message carries, so a receiver
     can deduplicate. Retries are scheduled here (``next_attempt_at``), not in the broker.
@@ -253,8 +316,14 @@ class Delivery(models.Model):
         FAILED = "failed"  # retries ran out
         DISABLED = "disabled"  # the receiver answered 410 Gone
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="deliveries")
-    # The end of the job this message tells of: a restarted job ends again, anew.
+    # One of the two: the job, or the batch, this message tells of.
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    # The end this message tells of: a restarted job (or a batch) ends again, anew.
     job_completed_at = models.DateTimeField()
     message_id = models.CharField(max_length=64, unique=True)
     event_type = models.CharField(max_length=32)
@@ -275,7 +344,16 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["job", "job_completed_at"], name="delivery_once")
+            models.UniqueConstraint(fields=["job", "job_completed_at"], name="delivery_once"),
+            models.UniqueConstraint(
+                fields=["batch", "job_completed_at"],
+                condition=models.Q(batch__isnull=False),
+                name="delivery_batch_once",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(job__isnull=True) ^ models.Q(batch__isnull=True),
+                name="delivery_job_or_batch",
+            ),
         ]
         indexes = [
             # The sweeper's questions: what is due, what was left sending.
@@ -290,7 +368,7 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} of {self.job_id} to {self.url} ({self.status})"
+        return f"{self.event_type} of {self.job_id or self.batch_id} to {self.url} ({self.status})"
 
 
 class DeliveryAttempt(models.Model):

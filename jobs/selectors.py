@@ -9,14 +9,14 @@ from typing import Any, ClassVar
 import psutil
 from django.core.cache import cache
 from django.db import close_old_connections, connection
-from django.db.models import Count, Min, QuerySet
+from django.db.models import Count, Min, QuerySet, Sum
 from django.utils import timezone
 
 from jobs import broker
 from jobs.auth import InvalidApiKey, api_key_for, failure_guard, live_token_holder
 from jobs.broker import bounded, queue_depths
 from jobs.errors import NotFound
-from jobs.models import Delivery, Job, JobEvent, JobStatus
+from jobs.models import TERMINAL_STATUSES, Batch, Delivery, Job, JobEvent, JobStatus
 from jobs.queues import ALL_QUEUES
 from jobsite.celery import app
 
@@ -152,6 +152,43 @@ def job_events(*, job: Job) -> QuerySet[JobEvent]:
 def job_deliveries(*, job: Job) -> QuerySet[Delivery]:
     """A job's webhook deliveries, oldest first, each with its attempts (two queries)."""
     return Delivery.objects.filter(job=job).prefetch_related("attempts_made").order_by("id")
+
+
+def batch_list(*, owner: Any) -> QuerySet[Batch]:
+    return Batch.objects.filter(owner=owner)
+
+
+def batch_get(*, owner: Any, batch_id: Any) -> Batch:
+    try:
+        pk = uuid.UUID(str(batch_id))
+    except ValueError:
+        raise NotFound("Batch not found") from None
+    batch = Batch.objects.filter(pk=pk, owner=owner).first()
+    if batch is None:
+        raise NotFound("Batch not found")
+    return batch
+
+
+def batch_counts(*, batch: Batch) -> tuple[dict[str, int], float]:
+    """Its jobs by status (every status, zeros included) and its progress in percent: an
+    ended job counts as 100, whatever it reached. One indexed GROUP BY."""
+    counts = dict.fromkeys(JobStatus.values, 0)
+    progress = 0.0
+    rows = (
+        Job.objects.filter(batch=batch)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("pk"), p=Sum("progress"))
+    )
+    for status, n, summed in rows:
+        counts[status] = n
+        progress += 100.0 * n if status in TERMINAL_STATUSES else float(summed or 0.0)
+    total = sum(counts.values())
+    return counts, round(progress / total, 2) if total else 100.0
+
+
+def batch_deliveries(*, batch: Batch) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(batch=batch).prefetch_related("attempts_made").order_by("id")
 
 
 def job_event_timeline(*, job: Job, limit: int = 200) -> list[JobEvent]:

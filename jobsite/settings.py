@@ -401,6 +401,8 @@ JOBSITE_WEBHOOK_BACKOFF_BASE = env_float("JOBSITE_WEBHOOK_BACKOFF_BASE", 5.0)
 JOBSITE_WEBHOOK_BACKOFF_MAX = env_float("JOBSITE_WEBHOOK_BACKOFF_MAX", 3600.0)
 # After a secret rotation, deliveries carry the old secret's signature too for this long.
 JOBSITE_WEBHOOK_SECRET_GRACE = env_float("JOBSITE_WEBHOOK_SECRET_GRACE", 24 * 3600.0)
+# The most jobs one POST /api/v1/batches/ creates (all in one transaction).
+JOBSITE_BATCH_MAX_JOBS = env_int("JOBSITE_BATCH_MAX_JOBS", 1000)
 # Memory access counts wait in Redis this long (at most) before reaching the table.
 JOBSITE_ACCESS_FLUSH_INTERVAL = env_float("JOBSITE_ACCESS_FLUSH_INTERVAL", 10.0)
 

@@ -12,7 +12,7 @@ no SELECT DISTINCT for filters, sorting only on an indexed column).
     render     badges, progress bars, JSON and times
     steering   cancel and restart, one path for the bulk actions and the buttons
     timeline   the events table on a job's page (templates/admin/jobs/job/timeline.html)
-    job, events, keys, deliveries   the ModelAdmins, registered on import
+    job, events, keys, deliveries, batches   the ModelAdmins, registered on import
 
 Django's autodiscovery imports this package; importing the admin modules here is what
 registers them. The names below stay importable from ``jobs.admin`` (``processing.admin``
@@ -20,6 +20,7 @@ builds on ``TextSafeAdmin``).
 """
 
 from jobs.admin.base import EscapingTemplateResponse, TextSafeAdmin
+from jobs.admin.batches import BatchAdmin
 from jobs.admin.deliveries import DeliveryAdmin
 from jobs.admin.events import JobEventAdmin
 from jobs.admin.job import ACTION_MAX, JobAdmin
@@ -44,6 +45,7 @@ __all__ = [
     "PRETTY_MAX",
     "TIMELINE_MAX",
     "ApiKeyAdmin",
+    "BatchAdmin",
     "DeliveryAdmin",
     "EscapingTemplateResponse",
     "EstimatedCountPaginator",

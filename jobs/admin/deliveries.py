@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import quote
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -44,15 +44,24 @@ class DeliveryAttemptInline(admin.TabularInline):
 class DeliveryAdmin(TextSafeAdmin):
     """Read-only but for the redeliver action; search by the job's whole id."""
 
-    list_display = ("id", "job_link", "event_type", "url", "status", "attempts", "next_attempt_at")
+    list_display = (
+        "id",
+        "subject_link",
+        "event_type",
+        "url",
+        "status",
+        "attempts",
+        "next_attempt_at",
+    )
     list_filter = ("status", "event_type")
     search_fields = ("message_id__exact",)
-    search_help_text = "A job id (the whole UUID) or a webhook-id (msg_…)."
+    search_help_text = "A job or batch id (the whole UUID) or a webhook-id (msg_…)."
     ordering = ("-id",)
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     fields = (
         "job",
+        "batch",
         "message_id",
         "event_type",
         "url",
@@ -78,11 +87,14 @@ class DeliveryAdmin(TextSafeAdmin):
         self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
     ) -> tuple[QuerySet[Delivery], bool]:
         if (job_id := job_id_from(search_term)) is not None:
-            return queryset.filter(job_id=job_id), False
+            return queryset.filter(Q(job_id=job_id) | Q(batch_id=job_id)), False
         return super().get_search_results(request, queryset, search_term)
 
-    @admin.display(description="job")
-    def job_link(self, obj: Delivery) -> SafeString:
+    @admin.display(description="job or batch")
+    def subject_link(self, obj: Delivery) -> SafeString:
+        if obj.job_id is None:
+            url = reverse("admin:jobs_batch_change", args=[quote(obj.batch_id)])
+            return format_html('<a href="{}">batch {}</a>', url, obj.batch_id)
         url = reverse("admin:jobs_job_change", args=[quote(obj.job_id)])
         return format_html('<a href="{}">{}</a>', url, obj.job_id)
 

@@ -129,6 +129,7 @@ class JobAdmin(TextSafeAdmin):
                     "idempotency_key",
                     "request_fingerprint",
                     "callback_url",
+                    "batch",
                     "input_file",
                 )
             },

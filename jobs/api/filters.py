@@ -50,10 +50,11 @@ class JobFilter(django_filters.FilterSet):
     type = django_filters.CharFilter(field_name="type")
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    batch = django_filters.UUIDFilter(field_name="batch", help_text="The jobs of one batch.")
 
     class Meta:
         model = Job
-        fields = ["status", "type", "created_after", "created_before"]
+        fields = ["status", "type", "created_after", "created_before", "batch"]
 
 
 def _invalid_cursor() -> exceptions.ValidationError:

@@ -109,14 +109,18 @@ class JSONParser(parsers.JSONParser):
 
 
 class MultiPartParser(parsers.MultiPartParser):
-    """DRF's parser; a field given twice is refused, text fields are checked like JSON
-    text, and a field holding a JSON object or array (``params``) like a JSON body."""
+    """DRF's parser; a field given twice is refused (but a batch's ``files``), text fields
+    are checked like JSON text, and a field holding a JSON object or array (``params``)
+    like a JSON body."""
+
+    # File fields that are lists: every part counts toward the request's upload limit.
+    REPEATABLE_FILES = frozenset({"files"})
 
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         parsed = super().parse(stream, media_type, parser_context)
         counts = Counter({name: len(values) for name, values in parsed.data.lists()})
         for name, files in parsed.files.lists():
-            counts[name] += len(files)
+            counts[name] += 1 if name in self.REPEATABLE_FILES else len(files)
         repeated = sorted(name for name, count in counts.items() if count > 1)
         if repeated:
             raise InvalidInput(

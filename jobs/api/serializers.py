@@ -119,6 +119,9 @@ class JobSerializer(serializers.ModelSerializer):
     cancel_requested = serializers.SerializerMethodField()
     has_file = serializers.SerializerMethodField()
     callback_url = serializers.SerializerMethodField()
+    batch_id = serializers.UUIDField(
+        read_only=True, allow_null=True, help_text="The batch it was created in, if any."
+    )
     status_page = serializers.SerializerMethodField(
         help_text="A link to the job's live page (single-job responses only)."
     )
@@ -150,6 +153,7 @@ class JobSerializer(serializers.ModelSerializer):
             "next_retry_at",
             "cancel_requested",
             "callback_url",
+            "batch_id",
             "has_file",
             "status_page",
         ]
@@ -219,6 +223,7 @@ class JobSerializer(serializers.ModelSerializer):
             "next_retry_at": iso(job.next_retry_at),
             "cancel_requested": self.get_cancel_requested(job),
             "callback_url": self.get_callback_url(job),
+            "batch_id": None if job.batch_id is None else str(job.batch_id),
             "has_file": self.get_has_file(job),
             "status_page": self.get_status_page(job),
         }

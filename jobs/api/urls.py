@@ -3,7 +3,7 @@ with and without its trailing slash (``jobs.api.routing``)."""
 
 from django.urls import include, path
 
-from jobs.api import views, webhooks
+from jobs.api import batches, views, webhooks
 from jobs.api.routing import both
 
 urlpatterns = [
@@ -20,6 +20,14 @@ urlpatterns = [
     *both("jobs/<str:job_id>/events/", views.JobEventsApi.as_view(), name="job-events"),
     *both(
         "jobs/<str:job_id>/deliveries/", webhooks.JobDeliveriesApi.as_view(), name="job-deliveries"
+    ),
+    *both("batches/", batches.BatchListCreateApi.as_view(), name="batches"),
+    *both("batches/<str:batch_id>", batches.BatchDetailApi.as_view(), name="batch"),
+    *both("batches/<str:batch_id>/cancel", batches.BatchCancelApi.as_view(), name="batch-cancel"),
+    *both(
+        "batches/<str:batch_id>/deliveries/",
+        batches.BatchDeliveriesApi.as_view(),
+        name="batch-deliveries",
     ),
     *both("job-types/", views.JobTypesApi.as_view(), name="job-types"),
     *both("webhooks/secret", webhooks.WebhookSecretApi.as_view(), name="webhooks-secret"),

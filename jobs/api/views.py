@@ -43,6 +43,15 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+        raise exceptions.ValidationError(
+            {"Idempotency-Key": [f"at most {IDEMPOTENCY_KEY_MAX} characters"]}
+        )
+    return key
+
+
 def _job_response(request: Request, job, *, status: int = 200, headers=None) -> Response:
     data = JobSerializer(job, context={"viewer": live_principal(request)}).data
     return Response(data, status=status, headers=headers)
@@ -56,6 +65,7 @@ class JobListCreateApi(APIView):
             OpenApiParameter("type", OpenApiTypes.STR),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+            OpenApiParameter("batch", OpenApiTypes.UUID, description="The jobs of one batch"),
             OpenApiParameter("cursor", OpenApiTypes.STR),
             OpenApiParameter("limit", OpenApiTypes.INT, description="1-500, default 50"),
         ],
@@ -90,11 +100,7 @@ class JobListCreateApi(APIView):
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
-            raise exceptions.ValidationError(
-                {"Idempotency-Key": [f"at most {IDEMPOTENCY_KEY_MAX} characters"]}
-            )
+        key = idempotency_key(request)
         upload = data.get("file")
         fingerprint = services.request_fingerprint(
             {

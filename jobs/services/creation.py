@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from jobs import publish, registry
 from jobs.errors import IdempotencyMismatch, InvalidInput, PayloadTooLarge
-from jobs.models import Job, JobEvent, JobStatus
+from jobs.models import Batch, Job, JobEvent, JobStatus
 from jobs.writes import insert_with_event
 
 
@@ -66,6 +66,7 @@ def job_create(
     input_file: File | None = None,
     public_only: bool = True,
     queue: str | None = None,
+    batch: Batch | None = None,
 ) -> tuple[Job, bool]:
     """Write the Job row and its first event, then publish after commit.
 
@@ -99,6 +100,7 @@ def job_create(
         idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint,
         callback_url=callback_url or "",
+        batch=batch,
         run_at=run_at,
         created_at=now,
         updated_at=now,

@@ -20,8 +20,9 @@ from jobs.writes import FromRow
 
 log = logging.getLogger("jobs.services")
 
-# What an ending change reads back from the row: whether, where and of what end to tell.
-ENDED_FIELDS = ("callback_url", "owner", "completed_at")
+# What an ending change reads back from the row: whether, where and of what end to tell,
+# and the batch whose last job this may be.
+ENDED_FIELDS = ("callback_url", "owner", "completed_at", "batch")
 
 
 def transition(
@@ -83,13 +84,28 @@ def announce(
     ended: Job | None = None,
 ) -> None:
     """What follows every status change: watchers hear of it once it commits, and a job
-    that ended (``ended``: its row's ``ENDED_FIELDS``) tells its callback URL."""
+    that ended (``ended``: its row's ``ENDED_FIELDS``) tells its callback URL and, once
+    committed, closes its batch if it was the batch's last."""
     transaction.on_commit(
         partial(notify, job_id, status=to_status, **live_fields(written, to_status))
     )
     log.info("job %s: %s -> %s (%s; %s)", job_id, from_status, to_status, reason, actor)
-    if ended is not None and ended.callback_url:
+    if ended is None:
+        return
+    if ended.callback_url:
         deliveries.on_end(ended, to_status)
+    if ended.batch_id is not None:
+        # After the commit: the last job of a batch to commit sees every other one ended.
+        transaction.on_commit(partial(_batch_job_ended, ended.batch_id))
+
+
+def _batch_job_ended(batch_id: Any) -> None:
+    from jobs.services.batches import batch_job_ended  # batches builds on creation and steering
+
+    try:
+        batch_job_ended(batch_id)
+    except Exception:  # the job's end is committed; the sweeper closes the batch instead
+        log.exception("Could not close batch %s; the sweeper will", batch_id)
 
 
 def note(

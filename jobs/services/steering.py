@@ -14,7 +14,7 @@ from django.utils import timezone
 from jobs import publish
 from jobs.errors import Conflict
 from jobs.live.notify import notify
-from jobs.models import Job, JobEvent, JobStatus
+from jobs.models import Batch, Job, JobEvent, JobStatus
 from jobs.services.moves import note, transition
 from jobs.transitions import WAITING, can_cancel, can_restart
 
@@ -95,5 +95,9 @@ def job_restart(job: Job, *, actor: str) -> None:
         )
         if not moved:
             raise Conflict("The job changed while restarting; try again", code="job_busy")
+        if job.batch_id is not None:
+            Batch.objects.filter(pk=job.batch_id, completed_at__isnull=False).update(
+                completed_at=None
+            )  # its batch runs again, and will end (and be told of) anew
         publish.publish_on_commit(job)
     job.refresh_from_db()

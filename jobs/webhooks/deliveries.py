@@ -1,4 +1,5 @@
-"""Webhook deliveries: one message per end of a job, sent until the receiver takes it.
+"""Webhook deliveries: one message per end of a job (or of a batch), sent until the
+receiver takes it.
 
 The row is the truth, as for jobs. It is written when the job ends (in the same
 transaction as the change, where the change has one) and its message is published after
@@ -25,7 +26,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from jobs import outbound, publish
-from jobs.models import TERMINAL_STATUSES, Delivery, DeliveryAttempt, Job, JobStatus
+from jobs.models import TERMINAL_STATUSES, Batch, Delivery, DeliveryAttempt, Job, JobStatus
 from jobs.services.failures import retry_delay
 from jobs.webhooks import signing
 
@@ -36,6 +37,7 @@ EVENT_TYPES = {
     JobStatus.FAILED: "job.failed",
     JobStatus.CANCELLED: "job.cancelled",
 }
+BATCH_COMPLETED = "batch.completed"
 BATCH = 500
 # How far back the sweeper looks for ended jobs whose delivery was never written.
 MISSING_LOOKBACK = timedelta(hours=1)
@@ -56,6 +58,21 @@ def payload(job: Job, event_type: str) -> dict[str, Any]:
         "status": data["status"],
         "result": data["result"],
         "error": data["error"],
+        "data": data,
+    }
+
+
+def batch_payload(batch: Batch) -> dict[str, Any]:
+    """A batch's message: the event, ``batchId``, and the batch as its status endpoint
+    shows it (counts by status, progress)."""
+    from jobs.api.batches import batch_data  # on use, as above
+
+    data = batch_data(batch)
+    return {
+        "type": BATCH_COMPLETED,
+        "timestamp": data["completed_at"],
+        "batchId": data["batch_id"],
+        "status": data["status"],
         "data": data,
     }
 
@@ -95,6 +112,35 @@ def on_end(job: Job, to_status: str) -> str | None:
     return message_id
 
 
+def on_batch_end(batch: Batch) -> str | None:
+    """A batch's last job ended: its ``batch.completed`` message, as ``on_end`` writes a
+    job's (in the closing transaction, published after it commits)."""
+    if not batch.callback_url or batch.completed_at is None:
+        return None
+    now = timezone.now()
+    message_id = f"msg_{uuid.uuid4().hex}"
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                batch_id=batch.pk,
+                job_completed_at=batch.completed_at,
+                message_id=message_id,
+                event_type=BATCH_COMPLETED,
+                url=batch.callback_url,
+                next_attempt_at=now,
+                give_up_at=batch.completed_at
+                + timedelta(seconds=settings.JOBSITE_WEBHOOK_RETRY_WINDOW),
+                dispatched_at=now,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    publish.send_on_commit(
+        partial(publish.publish_delivery, message_id), what=f"delivery {message_id}"
+    )
+    return message_id
+
+
 def delay(attempt: int) -> float:
     """Seconds before the next try: exponential with equal jitter, the first within ~10 s."""
     return retry_delay(
@@ -120,13 +166,17 @@ def deliver(message_id: str) -> str:
     )
     if not claimed:
         return "skipped"
-    delivery = Delivery.objects.select_related("job").get(message_id=message_id)
+    delivery = Delivery.objects.select_related("job", "batch").get(message_id=message_id)
+    subject = delivery.job or delivery.batch
     if not delivery.body:  # the first attempt fixes the body: every retry sends these bytes
-        body = payload(delivery.job, delivery.event_type)
+        if delivery.batch is not None:
+            body = batch_payload(delivery.batch)
+        else:
+            body = payload(delivery.job, delivery.event_type)
         delivery.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         Delivery.objects.filter(pk=delivery.pk).update(body=delivery.body)
     at = timezone.now()
-    secret = signing.secret_for(delivery.job.owner_id)
+    secret = signing.secret_for(subject.owner_id)
     headers = signing.headers(secret, delivery.message_id, at, delivery.body)
     code, excerpt, error, elapsed = None, "", "", 0.0
     try:

@@ -111,6 +111,7 @@ ROW = {
     "idempotency_key": None,
     "request_fingerprint": "",
     "callback_url": "",
+    "batch": None,
     "input_file": "",
     "run_at": None,
     "cancel_requested_at": False,
