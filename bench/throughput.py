@@ -70,6 +70,7 @@ def truncate() -> None:
         "jobs_delivery",
         "jobs_jobevent",
         "jobs_job",
+        "jobs_batch",
         "django_celery_results_taskresult",
     ]
     with connection.cursor() as cursor:
