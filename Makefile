@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 		|| (apt-get update -q >/dev/null && apt-get install -y -q tesseract-ocr \
 		tesseract-ocr-eng tesseract-ocr-deu >/dev/null)) \
 		|| echo "tesseract-ocr not installed: scanned pages will not be OCRed"; }
+	@# Debian's Chromium renders pages for web extraction's render_js; likewise optional.
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+		|| (apt-get update -q >/dev/null \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null)) \
+		|| echo "chromium not installed: web extraction's render_js will fail clearly"; }
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

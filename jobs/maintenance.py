@@ -12,13 +12,13 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from jobs import services
 from jobs.broker import queue_depths
 from jobs.errors import JobError
-from jobs.models import TERMINAL_STATUSES, Job, JobStatus
+from jobs.models import TERMINAL_STATUSES, Batch, Job, JobStatus
 from jobs.publish import HARD_LIMIT_GRACE
 from jobs.services.batches import close_missed
 from jobs.webhooks import deliveries
@@ -178,4 +178,20 @@ def purge(*, now=None, time_budget: float = 300.0) -> dict[str, int]:
                 Job._meta.get_field("input_file").storage.delete(name)
         Job.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
         deleted += len(batch)
-    return {"deleted": deleted}
+    return {"deleted": deleted, "batches_deleted": purge_batches(cutoff)}
+
+
+def purge_batches(cutoff) -> int:
+    """Batches that ended before ``cutoff`` and have no job left (with their deliveries)."""
+    has_jobs = Job.objects.filter(batch=OuterRef("pk"))
+    deleted = 0
+    while True:
+        ended = list(
+            Batch.objects.filter(completed_at__lt=cutoff)
+            .filter(~Exists(has_jobs))
+            .values_list("pk", flat=True)[:BATCH]
+        )
+        if not ended:
+            return deleted
+        Batch.objects.filter(pk__in=ended).delete()
+        deleted += len(ended)

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from jobs import maintenance, publish
-from jobs.models import Job, JobEvent, JobStatus
+from jobs.models import Batch, Delivery, Job, JobEvent, JobStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -122,10 +122,29 @@ def test_purge_deletes_only_old_finished_jobs_in_batches(user, monkeypatch):
         make(user, status=JobStatus.RUNNING, created_at=old),
         make(user, status=JobStatus.PENDING, created_at=old),
     ]
-    assert maintenance.purge() == {"deleted": 3}
+    assert maintenance.purge() == {"deleted": 3, "batches_deleted": 0}
     assert set(Job.objects.values_list("pk", flat=True)) == {j.pk for j in kept}
     assert not JobEvent.objects.filter(job_id__in=[j.pk for j in gone]).exists()
-    assert maintenance.purge() == {"deleted": 0}  # twice is harmless
+    assert maintenance.purge() == {"deleted": 0, "batches_deleted": 0}  # twice is harmless
+
+
+def test_purge_deletes_an_old_batch_once_its_jobs_are_gone(user):
+    old = timezone.now() - timedelta(days=31)
+    ended = Batch.objects.create(owner=user, total=1, completed_at=old)
+    make(user, status=JobStatus.COMPLETED, completed_at=old, batch=ended)
+    Delivery.objects.create(
+        batch=ended,
+        job_completed_at=old,
+        message_id="msg_old",
+        event_type="batch.completed",
+        url="https://hooks.example.com/",
+        give_up_at=old,
+    )
+    recent = Batch.objects.create(owner=user, total=1, completed_at=old)
+    make(user, status=JobStatus.COMPLETED, completed_at=timezone.now(), batch=recent)
+    assert maintenance.purge() == {"deleted": 1, "batches_deleted": 1}
+    assert list(Batch.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not Delivery.objects.exists()
 
 
 def test_attempt_past_its_time_limit_is_failed_and_killed(user, monkeypatch):
