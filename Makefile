@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-embedded chaos fuzz bench bench-watchers bench-documents lint format
+.PHONY: help install run test test-embedded chaos fuzz bench bench-watchers bench-documents bench-web lint format
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench-watchers: install ## Live updates: 10,000 SSE + 1,000 long-polls on one we
 
 bench-documents: install ## Documents: extraction quality, upload to searchable, search on 1M memories
 	$(PY) -m bench.documents $(ARGS)
+
+bench-web: install ## Web pages: main-content extraction on the corpus beside trafilatura; render_js
+	$(PY) -m bench.web $(ARGS)
 
 lint: install ## ruff: lint and format check
 	$(VENV)/bin/ruff check .

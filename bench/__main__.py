@@ -27,6 +27,7 @@ FULL = [
     ["bench.watchers"],
     ["bench.growth"],
     ["bench.documents"],
+    ["bench.web"],
 ]
 QUICK = [
     ["bench.throughput", "--jobs", "2000", "--rounds", "1"],
@@ -38,6 +39,7 @@ QUICK = [
     ["bench.watchers", "--streams", "1000", "--polls", "100", "--jobs", "20", "--seconds", "5"],
     ["bench.growth", "--sizes", "10000", "100000", "--jobs", "1000", "--seconds", "5"],
     ["bench.documents", "--runs", "2", "--memories", "50000", "--queries", "50"],
+    ["bench.web", "--repeat", "1"],
 ]
 
 

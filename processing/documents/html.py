@@ -3,7 +3,8 @@
 An uploaded HTML file is either an exported document (Word, Google Docs, pandoc) whose
 every paragraph matters, or a saved web page whose menus, sidebars, cookie banners and
 "related posts" would pollute search. The structural walk here keeps everything but the
-obvious chrome elements; trafilatura is used only for pages that carry site chrome.
+obvious chrome elements; for pages that carry site chrome, what the web job keeps
+(``processing.web.extract``: its main-content rules) decides which walked lines stay.
 ``html_blocks`` is also how EPUB chapters are read.
 """
 
@@ -16,10 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import lxml.html
-import trafilatura
 from lxml import etree
 
-from processing.documents.archive import parse_xml
 from processing.documents.base import Block, Document, DocumentError, Limits
 from processing.documents.detect import SNIFF_BYTES, guess_encoding
 from processing.documents.text import (
@@ -149,8 +148,12 @@ def _main_content(text: str, root: lxml.html.HtmlElement, walked: list[Block]) -
     takes for boilerplate); pages with site chrome get trafilatura's main content."""
     if not _has_site_chrome(root):
         return walked
+    from processing.web.extract import extract_page  # the web job's main-content rules
+
     try:
-        main = _trafilatura_blocks(text)
+        main = extract_page(text).blocks
+    except DocumentError:
+        return walked  # nothing reads as main text: keep the walk
     except Exception:  # trafilatura is a heuristic; when it trips, the walk still stands
         logger.warning("trafilatura failed on an HTML document", exc_info=True)
         return walked
@@ -246,25 +249,8 @@ def _has_site_chrome(root: lxml.html.HtmlElement) -> bool:
     return all_text > 0 and link_text / all_text > 0.3
 
 
-def _trafilatura_blocks(text: str) -> list[Block]:
-    extracted = trafilatura.extract(
-        text,
-        output_format="xml",
-        include_tables=True,
-        include_comments=False,
-        include_images=False,
-        include_links=False,
-        deduplicate=False,
-        with_metadata=False,
-    )
-    if not extracted:
-        return []
-    doc = parse_xml(extracted.encode("utf-8"), what="trafilatura output")
-    main = doc.find("main")
-    return list(_trafilatura_walk(main if main is not None else doc))
-
-
-def _trafilatura_walk(parent: etree._Element) -> Iterator[Block]:
+def trafilatura_blocks(parent: etree._Element) -> Iterator[Block]:
+    """Blocks from the children of a trafilatura XML element (its body, or one unit of it)."""
     for element in parent:
         tag = element.tag
         if tag == "head":
@@ -285,7 +271,7 @@ def _trafilatura_walk(parent: etree._Element) -> Iterator[Block]:
             if block:
                 yield block
         elif tag == "div":
-            yield from _trafilatura_walk(element)
+            yield from trafilatura_blocks(element)
 
 
 def _trafilatura_items(element: etree._Element, depth: int) -> Iterator[tuple[int, str]]:

@@ -34,13 +34,6 @@ def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
 # --- saved web pages (the corpus): main content kept, boilerplate dropped ---------------------
 
 
-def known_miss(page: str, reason: str) -> Any:
-    """A page the main-content extraction gets wrong today: a strict xfail, so a fix shows."""
-    return pytest.param(
-        page, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
-    )
-
-
 # Every page in the corpus's web/ folder; expected.json says what each must keep and drop.
 WEB_PAGES = [
     "blog.python.org.html",
@@ -51,9 +44,9 @@ WEB_PAGES = [
     "nature.com.telescope.html",
     "phys.org.tool.html",
     "pluralsight.com.python.html",
-    known_miss("lemire.me.json.html", "drops the post's last line (vcpkg)"),
-    known_miss("reuters.com.parasite.html", "keeps the Trust Principles footer line"),
-    known_miss("salon.com.emissions.html", "keeps a photo credit, drops the coda"),
+    "lemire.me.json.html",
+    "reuters.com.parasite.html",
+    "salon.com.emissions.html",
 ]
 
 
