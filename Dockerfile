@@ -47,6 +47,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STATIC_ROOT=/app/static \
     MEDIA_ROOT=/data/media
 
+# Debian's headless Chromium renders render_js web pages (processing/web/render.py).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends chromium \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 1000 jobsite \
     && useradd --system --uid 1000 --gid jobsite --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin jobsite

@@ -391,6 +391,13 @@ JOBSITE_OCR_LANGUAGES = os.environ.get("JOBSITE_OCR_LANGUAGES", "eng+deu")
 JOBSITE_FETCH_TIMEOUT = env_float("JOBSITE_FETCH_TIMEOUT", 60.0)
 JOBSITE_FETCH_MAX_REDIRECTS = env_int("JOBSITE_FETCH_MAX_REDIRECTS", 5)
 JOBSITE_FETCH_ALLOW_HOSTS = os.environ.get("JOBSITE_FETCH_ALLOW_HOSTS", "")
+# Web extraction: seconds per attempt in all (fetch, render, extract, store).
+JOBSITE_WEB_TIME_LIMIT = env_int("JOBSITE_WEB_TIME_LIMIT", 300)
+# render_js: the browser's whole visit (load, scripts, settling) and its processes' memory.
+JOBSITE_RENDER_TIMEOUT = env_float("JOBSITE_RENDER_TIMEOUT", 45.0)
+JOBSITE_RENDER_MEMORY_MB = env_int("JOBSITE_RENDER_MEMORY_MB", 1024)
+# The Chromium binary for render_js; empty: chromium (Debian) or chromium-browser on PATH.
+JOBSITE_CHROMIUM = os.environ.get("JOBSITE_CHROMIUM", "")
 
 # --- Webhooks: a job with a callback_url is told when it ends (jobs/webhooks/) ------------
 # Seconds one delivery attempt may take (connect, send, the answer's first bytes).

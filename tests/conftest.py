@@ -121,9 +121,10 @@ def _stop_test_workers(request) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def documents_worker(platform: Processes):
-    """A worker on the documents queue that may fetch from this machine's loopback."""
+    """A worker on the documents and web queues that may fetch from this machine's
+    loopback (127.0.0.1 only: other loopback addresses stand for refused ones)."""
     return platform.worker(
-        queues=[Queue.DOCUMENTS],
+        queues=[Queue.DOCUMENTS, Queue.WEB],
         concurrency=2,
         name="documents",
         JOBSITE_FETCH_ALLOW_HOSTS="127.0.0.1",

@@ -3,7 +3,7 @@ with and without its trailing slash (``jobs.api.routing``)."""
 
 from django.urls import include, path
 
-from jobs.api import batches, views, webhooks
+from jobs.api import batches, extract, views, webhooks
 from jobs.api.routing import both
 
 urlpatterns = [
@@ -29,6 +29,7 @@ urlpatterns = [
         batches.BatchDeliveriesApi.as_view(),
         name="batch-deliveries",
     ),
+    *both("extract/async", extract.ExtractAsyncApi.as_view(), name="extract-async"),
     *both("job-types/", views.JobTypesApi.as_view(), name="job-types"),
     *both("webhooks/secret", webhooks.WebhookSecretApi.as_view(), name="webhooks-secret"),
     *both(

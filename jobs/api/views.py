@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -99,32 +101,40 @@ class JobListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        key = idempotency_key(request)
-        upload = data.get("file")
-        fingerprint = services.request_fingerprint(
-            {
-                **{name: value for name, value in data.items() if name != "file"},
-                "file": [upload.name, upload.size] if upload else None,
-            }
-        )
-        job, created = services.job_create(
-            owner=request.user,
-            job_type=data["type"],
-            params=data.get("params", {}),
-            actor=actor_for(request),
-            priority=data.get("priority"),
-            max_retries=data.get("max_retries"),
-            run_at=data.get("run_at"),
-            idempotency_key=key,
-            fingerprint=fingerprint,
-            callback_url=data.get("callback_url", ""),
-            input_file=upload,
-        )
-        headers = {"Location": f"/api/v1/jobs/{job.pk}/"}
-        if not created:
-            headers["Idempotent-Replayed"] = "true"
-        return _job_response(request, job, status=202, headers=headers)
+        job, created = create_job(request, serializer.validated_data)
+        return _job_response(request, job, status=202, headers=created_headers(job, created))
+
+
+def create_job(request: Request, data: dict[str, Any]) -> tuple[Any, bool]:
+    """A job from a validated create request (``JobCreateSerializer``'s fields), as the
+    caller, idempotent with the request's Idempotency-Key."""
+    upload = data.get("file")
+    fingerprint = services.request_fingerprint(
+        {
+            **{name: value for name, value in data.items() if name != "file"},
+            "file": [upload.name, upload.size] if upload else None,
+        }
+    )
+    return services.job_create(
+        owner=request.user,
+        job_type=data["type"],
+        params=data.get("params", {}),
+        actor=actor_for(request),
+        priority=data.get("priority"),
+        max_retries=data.get("max_retries"),
+        run_at=data.get("run_at"),
+        idempotency_key=idempotency_key(request),
+        fingerprint=fingerprint,
+        callback_url=data.get("callback_url", ""),
+        input_file=upload,
+    )
+
+
+def created_headers(job: Any, created: bool) -> dict[str, str]:
+    headers = {"Location": f"/api/v1/jobs/{job.pk}/"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return headers
 
 
 class JobDetailApi(APIView):

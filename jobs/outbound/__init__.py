@@ -13,6 +13,8 @@ message a user can act on.
 - ``addresses``: the address policy (which IPs are refused) and the allow list.
 - ``client``: resolving, pinning and following redirects; ``fetch`` itself.
 - ``bounds``: the deadline over all hops and the capped reading and decoding of a body.
+- ``proxy``: a local forward proxy holding a headless browser to the same policy
+  (``render_js`` web pages: ``processing.web.render``).
 """
 
 from jobs.outbound.addresses import (

@@ -33,9 +33,21 @@ class Budget:
         self.started = time.monotonic()
         self.deadline = self.started + seconds
         self.fired = False  # set by a watchdog that cut a connection at the deadline
+        self._watchdogs: set[Watchdog] = set()  # the hops in flight, for ``cut``
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def cut(self) -> None:
+        """End the budget now and shut the sockets of the hops in flight.
+
+        For a caller that stops before the deadline while a hop may still be waiting on its
+        server (the render proxy, when the page is done but a long poll is not): without
+        this, that thread would sit in a read until the deadline.
+        """
+        self.deadline = time.monotonic()
+        for watchdog in list(self._watchdogs):
+            watchdog.fire()
 
     @property
     def expired(self) -> bool:
@@ -62,7 +74,8 @@ class Watchdog:
         self._budget = budget
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
-        self._timer = threading.Timer(max(0.0, budget.remaining()), self._fire)
+        budget._watchdogs.add(self)
+        self._timer = threading.Timer(max(0.0, budget.remaining()), self.fire)
         self._timer.daemon = True
         self._timer.start()
 
@@ -77,7 +90,8 @@ class Watchdog:
             if self._budget.fired:
                 self._shutdown()
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
+        """The deadline (or ``Budget.cut``): shut the hop's sockets down."""
         with self._lock:
             self._budget.fired = True
             self._shutdown()
@@ -89,6 +103,7 @@ class Watchdog:
 
     def stop(self) -> None:
         self._timer.cancel()
+        self._budget._watchdogs.discard(self)
         with self._lock:
             for sock in self._sockets:
                 sock.close()

@@ -76,31 +76,32 @@ class FetchResult:
 # --- URLs and names -----------------------------------------------------------------------
 
 
-def _show(url: httpx.URL | str) -> str:
+def show_url(url: httpx.URL | str) -> str:
+    """``url`` as messages and logs show it: cut, so a hostile URL cannot flood them."""
     text = str(url)
     return text if len(text) <= MAX_SHOWN_URL else text[: MAX_SHOWN_URL - 3] + "..."
 
 
-def _parse_url(text: str, *, base: httpx.URL | None = None) -> httpx.URL:
+def parse_url(text: str, *, base: httpx.URL | None = None) -> httpx.URL:
     """The URL to fetch, or ``FetchError("bad_url")``; ``base`` resolves a redirect."""
     try:
         url = base.join(text) if base is not None else httpx.URL(text)
     except (httpx.InvalidURL, TypeError, ValueError):
-        raise FetchError(f"{_show(text)!r} is not a valid URL", code="bad_url") from None
+        raise FetchError(f"{show_url(text)!r} is not a valid URL", code="bad_url") from None
     if url.scheme not in ("http", "https"):
         raise FetchError(
-            f"Only http and https URLs can be fetched, not {_show(text)!r}", code="bad_url"
+            f"Only http and https URLs can be fetched, not {show_url(text)!r}", code="bad_url"
         )
     if not url.host:
-        raise FetchError(f"{_show(text)!r} has no host name", code="bad_url")
+        raise FetchError(f"{show_url(text)!r} has no host name", code="bad_url")
     if url.port is not None and not 0 < url.port < 65536:
-        raise FetchError(f"{_show(text)!r} has an invalid port", code="bad_url")
+        raise FetchError(f"{show_url(text)!r} has an invalid port", code="bad_url")
     # Refused rather than sent: credentials would end up on the Job row, in logs and in the
     # memory's source name, and would follow redirects to other hosts.
     if url.userinfo:
         raise FetchError(
             f"URLs with a user name or password are not accepted "
-            f"({_show(url.copy_with(userinfo=b''))})",
+            f"({show_url(url.copy_with(userinfo=b''))})",
             code="bad_url",
         )
     return url
@@ -194,7 +195,7 @@ def _resolve(url: httpx.URL, port: int, budget: Budget, shown: str) -> list[IPAd
     return addresses
 
 
-def _checked_addresses(
+def checked_addresses(
     url: httpx.URL, port: int, budget: Budget, allowed: AllowedHosts, shown: str
 ) -> list[IPAddress]:
     """Every address of this hop, each one checked: refusing one refuses the hop."""
@@ -220,7 +221,7 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 @contextmanager
-def _open(
+def open_pinned(
     url: httpx.URL,
     *,
     shown: str,
@@ -229,10 +230,20 @@ def _open(
     headers: dict[str, str],
     method: str = "GET",
     content: bytes | None = None,
+    addresses: list[IPAddress] | None = None,
+    as_sent: bool = False,
 ) -> Iterator[httpx.Response]:
-    """One hop: resolve and check, then send from a checked address, trying each in turn."""
+    """One hop: resolve and check, then send from a checked address, trying each in turn.
+
+    ``addresses`` are ones ``checked_addresses`` already returned for this host (the
+    render proxy resolves each host once per page); without them the hop resolves here.
+    ``as_sent`` (the proxy): exactly ``headers`` go out and the answer comes back as the
+    server gave it; httpx's client would add its default headers and parse a redirect's
+    Location, failing on one it cannot read, which a proxy must pass on untouched.
+    """
     port = url.port or (443 if url.scheme == "https" else 80)
-    addresses = _checked_addresses(url, port, budget, allowed, shown)
+    if addresses is None:
+        addresses = checked_addresses(url, port, budget, allowed, shown)
     literal = parse_ip_literal(url.host)
     server_name = str(literal) if literal is not None else ascii_host(url)
     last_error: httpx.TransportError | None = None
@@ -246,18 +257,27 @@ def _open(
         request_url = url.copy_with(host=str(address))
         # A client per address and hop: no pooled connection outlives the check it was
         # made under; trust_env=False so no proxy from the environment does its own DNS.
+        transport = httpx.HTTPTransport(verify=_ssl_context(), trust_env=False)
         with httpx.Client(
-            verify=_ssl_context(), trust_env=False, timeout=max(budget.remaining(), 0.001)
+            transport=transport, trust_env=False, timeout=max(budget.remaining(), 0.001)
         ) as client:
-            request = client.build_request(
-                method,
-                request_url,
-                content=content,
-                headers={**headers, "Host": url.netloc.decode("ascii")},
-                extensions={"sni_hostname": server_name, "trace": watchdog.trace},
-            )
+            sent = {**headers, "Host": url.netloc.decode("ascii")}
+            extensions = {"sni_hostname": server_name, "trace": watchdog.trace}
+            if as_sent:
+                extensions["timeout"] = client.timeout.as_dict()
+                request = httpx.Request(
+                    method, request_url, content=content, headers=sent, extensions=extensions
+                )
+            else:
+                request = client.build_request(
+                    method, request_url, content=content, headers=sent, extensions=extensions
+                )
             try:
-                response = client.send(request, stream=True)
+                if as_sent:
+                    response = transport.handle_request(request)
+                    response.request = request
+                else:
+                    response = client.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 watchdog.stop()
                 last_error = exc
@@ -274,7 +294,7 @@ def _open(
     raise last_error if last_error is not None else budget.error(shown)
 
 
-def _transport_error(exc: httpx.HTTPError, budget: Budget, shown: str) -> FetchError:
+def transport_error(exc: httpx.HTTPError, budget: Budget, shown: str) -> FetchError:
     """The FetchError for a failure inside httpx, without its traceback in the message."""
     if budget.expired or isinstance(exc, httpx.TimeoutException):
         return budget.error(shown)
@@ -316,7 +336,7 @@ def fetch(
     """
     budget = Budget(timeout)
     allowed = AllowedHosts.parse(allow_hosts)
-    original = _parse_url(url)
+    original = parse_url(url)
     current = original
     headers = {
         "User-Agent": USER_AGENT,
@@ -326,10 +346,12 @@ def fetch(
     }
     for hop in range(max_redirects + 1):
         shown = (
-            _show(current) if hop == 0 else f"{_show(current)} (redirected from {_show(original)})"
+            show_url(current)
+            if hop == 0
+            else f"{show_url(current)} (redirected from {show_url(original)})"
         )
         try:
-            with _open(
+            with open_pinned(
                 current, shown=shown, budget=budget, allowed=allowed, headers=headers
             ) as response:
                 status = response.status_code
@@ -337,10 +359,10 @@ def fetch(
                 if status in REDIRECT_STATUSES and location:
                     if hop == max_redirects:
                         raise FetchError(
-                            f"{_show(original)} redirected more than {max_redirects} times",
+                            f"{show_url(original)} redirected more than {max_redirects} times",
                             code="too_many_redirects",
                         )
-                    current = _parse_url(location, base=current)
+                    current = parse_url(location, base=current)
                     continue
                 if not 200 <= status < 300:
                     reason = f"{status} {response.reason_phrase}".strip()
@@ -368,7 +390,7 @@ def fetch(
                     content=content,
                 )
         except httpx.HTTPError as exc:
-            raise _transport_error(exc, budget, shown) from None
+            raise transport_error(exc, budget, shown) from None
     raise AssertionError("unreachable: the last hop returns or raises")  # pragma: no cover
 
 
@@ -383,7 +405,7 @@ def check_url(url: str, *, allow_hosts: Collection[str] = ()) -> None:
     let them hold a request thread on a slow resolver. Names are resolved and their
     addresses checked at delivery, every time (the answer may have changed by then).
     """
-    parsed = _parse_url(url)
+    parsed = parse_url(url)
     allowed = AllowedHosts.parse(allow_hosts)
     if allowed.host(parsed):
         return
@@ -394,9 +416,11 @@ def check_url(url: str, *, allow_hosts: Collection[str] = ()) -> None:
         try:
             check_address(literal)
         except FetchError as exc:
-            raise FetchError(f"Refusing {_show(url)}: {exc.message}", code="url_refused") from None
+            raise FetchError(
+                f"Refusing {show_url(url)}: {exc.message}", code="url_refused"
+            ) from None
     elif ascii_host(parsed).rstrip(".").lower().endswith(("localhost", ".local", ".internal")):
-        raise FetchError(f"Refusing {_show(url)}: a local host name", code="url_refused")
+        raise FetchError(f"Refusing {show_url(url)}: a local host name", code="url_refused")
 
 
 @dataclass(frozen=True)
@@ -423,11 +447,11 @@ def post(
     body somewhere else.
     """
     budget = Budget(timeout)
-    target = _parse_url(url)
-    shown = _show(target)
+    target = parse_url(url)
+    shown = show_url(target)
     sent = {"User-Agent": USER_AGENT, "Content-Type": "application/json", **headers}
     try:
-        with _open(
+        with open_pinned(
             target,
             shown=shown,
             budget=budget,
@@ -444,4 +468,4 @@ def post(
             excerpt = bytes(head[:excerpt_bytes]).decode("utf-8", "replace")
             return PostResult(response.status_code, excerpt, time.monotonic() - budget.started)
     except httpx.HTTPError as exc:
-        raise _transport_error(exc, budget, shown) from None
+        raise transport_error(exc, budget, shown) from None

@@ -24,7 +24,7 @@ from jobs.queues import Queue
 from jobs.registry import register
 from jobs.runtime import Progress
 from processing import chunking, services
-from processing.documents.base import Limits
+from processing.documents.base import Document, Limits
 from processing.models import Collection
 
 
@@ -104,49 +104,79 @@ def process_document(params: DocumentParams, progress: Progress) -> dict[str, An
     from processing.documents import open_document  # the extractors load in workers only
 
     started = time.monotonic()
-    collection = Collection.objects.filter(pk=params.collection_id).first()
-    if collection is None:
-        raise JobError("The collection was deleted before the job ran", code="collection_gone")
+    collection = collection_for(params.collection_id)
     with tempfile.TemporaryDirectory(prefix="jobsite-doc-") as scratch:
         path, source = _input(params, progress, Path(scratch))
         progress(1, "reading the document")
-        source_hash = _sha256(path)
         document = open_document(path, limits(params))
-        size = params.chunk_size or collection.chunk_size
-        chunks: list[chunking.Chunk] = []
-        pages = ocr_pages = characters = 0
-        heading: str | None = None
-        total = document.unit_count
-        for unit in document.units:
-            pages += 1
-            ocr_pages += unit.ocr
-            characters += sum(len(block.text) for block in unit.blocks)
-            chunks.extend(
-                chunking.chunk_unit(
-                    unit, size=size, overlap=collection.chunk_overlap, heading=heading
-                )
-            )
-            heading = chunking.last_heading(unit, heading)
-            done = 90.0 * pages / total if total else min(89.0, float(pages))
-            progress(2 + done, f"{unit.kind} {unit.number} of {total or '?'}")
-        warnings = list(document.warnings)
-        if not chunks:
-            # Not a failure: an empty document or one of pictures only is a valid file,
-            # and retrying would not change it. The result says so.
-            warnings.append("The document contains no text (empty, or only images)")
-        progress(95, f"storing {len(chunks)} memories")
-        progress.flush()
-        progress.check()  # a cancelled or lost attempt must not write
-        stored = services.memories_store(
-            collection_id=collection.pk,
-            job_id=progress.job_id,
+        result = ingest(
+            document,
+            collection=collection,
             source=source,
-            source_type=document.format,
-            source_hash=source_hash,
-            chunks=chunks,
+            source_hash=_sha256(path),
+            progress=progress,
+            chunk_size=params.chunk_size,
             tags=params.tags,
             metadata=params.metadata,
         )
+    return {**result, "duration": round(time.monotonic() - started, 3)}
+
+
+def collection_for(collection_id: uuid.UUID) -> Collection:
+    """The job's collection, checked at create and gone since only if it was deleted."""
+    collection = Collection.objects.filter(pk=collection_id).first()
+    if collection is None:
+        raise JobError("The collection was deleted before the job ran", code="collection_gone")
+    return collection
+
+
+def ingest(
+    document: Document,
+    *,
+    collection: Collection,
+    source: str,
+    source_hash: str,
+    progress: Progress,
+    chunk_size: int | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An opened document into the collection's memories: read unit by unit (progress and
+    cancel between units), chunked along its structure, stored in one transaction. The
+    web pipeline ingests pages and the files behind URLs the same way."""
+    size = chunk_size or collection.chunk_size
+    chunks: list[chunking.Chunk] = []
+    pages = ocr_pages = characters = 0
+    heading: str | None = None
+    total = document.unit_count
+    for unit in document.units:
+        pages += 1
+        ocr_pages += unit.ocr
+        characters += sum(len(block.text) for block in unit.blocks)
+        chunks.extend(
+            chunking.chunk_unit(unit, size=size, overlap=collection.chunk_overlap, heading=heading)
+        )
+        heading = chunking.last_heading(unit, heading)
+        done = 90.0 * pages / total if total else min(89.0, float(pages))
+        progress(2 + done, f"{unit.kind} {unit.number} of {total or '?'}")
+    warnings = list(document.warnings)
+    if not chunks:
+        # Not a failure: an empty document or one of pictures only is a valid file,
+        # and retrying would not change it. The result says so.
+        warnings.append("The document contains no text (empty, or only images)")
+    progress(95, f"storing {len(chunks)} memories")
+    progress.flush()
+    progress.check()  # a cancelled or lost attempt must not write
+    stored = services.memories_store(
+        collection_id=collection.pk,
+        job_id=progress.job_id,
+        source=source,
+        source_type=document.format,
+        source_hash=source_hash,
+        chunks=chunks,
+        tags=tags or [],
+        metadata=metadata or {},
+    )
     return {
         "collection_id": str(collection.pk),
         "source": source,
@@ -160,7 +190,6 @@ def process_document(params: DocumentParams, progress: Progress) -> dict[str, An
         "unit": _unit_name(chunks),
         "characters": characters,
         "ocr_pages": ocr_pages,
-        "duration": round(time.monotonic() - started, 3),
         "warnings": warnings,
     }
 

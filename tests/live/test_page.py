@@ -1,16 +1,16 @@
 """The live status page in real headless Chromium (Debian's ``chromium`` package).
 
 Outside CI the test skips with a clear message when Chromium is missing; under
-``CI=true`` it installs it (apt-get, as root) or fails.
+``CI=true`` it installs it (apt-get, as root) or fails (``tests.browser``).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 import pytest
+
+from tests.browser import chromium_path
 
 pytestmark = [pytest.mark.worker]
 
@@ -24,22 +24,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def chromium_path() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.environ.get("CI", "").lower() != "true":
-        pytest.skip("Chromium is not installed (apt-get install chromium); runs in CI")
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "chromium"],
-        check=True,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
-    found = shutil.which("chromium")
-    assert found, "apt-get installed no chromium binary"
-    return found
 
 
 @pytest.fixture(scope="module")
