@@ -2,12 +2,17 @@
 
     python -m bench.web              # seconds: the best of 3 runs per page and method
     python -m bench.web --repeat 1
+    python -m bench.web --no-render  # without the render_js section (needs Chromium)
 
 Each page of the corpus's ``web/`` folder is served from a loopback HTTP server, fetched
 through the guarded client (``jobs.outbound.fetch``) and decoded as the web job does
 (``decode_html``); then ours (``processing.web.extract``), trafilatura's defaults and
 trafilatura with ``favor_precision`` extract it, in the same run. Ours also extracts the
 metadata (trafilatura's defaults do not), and runs trafilatura twice.
+
+Then, per page, the job's whole path without and with ``render_js``: the guarded fetch
+and the extraction, beside Chromium's render through the guarded proxy and the same
+extraction (``processing.web.render``), and what the rendered page scores.
 
 Scoring (``expected.json``: per page, text to keep and boilerplate to drop): whitespace is
 squashed in both; a ``with`` string is kept if it occurs in the extracted text, a
@@ -226,15 +231,83 @@ def _overall_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(row[c])) for row in rows)) for c in columns}
+    widths = {c: max(len(c), *(len(str(row.get(c, ""))) for row in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
-        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+@contextmanager
+def loopback_only() -> Iterator[None]:
+    """This process (where the render's proxy runs) resolves no name and connects nowhere
+    but loopback: the corpus pages name their sites' scripts and images, which the proxy
+    would otherwise fetch from the Internet. They fail as unresolvable instead."""
+    import ipaddress
+    import socket
+
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            ipaddress.ip_address(str(host))
+        except ValueError:
+            raise socket.gaierror(socket.EAI_NONAME, "bench: no lookups") from None
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def connect(sock: socket.socket, address: Any) -> Any:
+        inet = sock.family in (socket.AF_INET, socket.AF_INET6)
+        if inet and not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
+            raise OSError(f"bench: no connections off loopback ({address!r})")
+        return real_connect(sock, address)
+
+    socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
+    try:
+        yield
+    finally:
+        socket.getaddrinfo, socket.socket.connect = real_getaddrinfo, real_connect
+
+
+def render_timing(base_url: str, expected: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Seconds per page for the job's path: fetch + extract, and render + extract."""
+    from processing.web.render import render
+
+    rows = []
+    for name, entry in expected.items():
+        url = f"{base_url}/{name}"
+        started = time.perf_counter()
+        plain = _ours(fetch_page(base_url, name), entry["url"])
+        plain_s = time.perf_counter() - started
+        started = time.perf_counter()
+        shown = render(
+            url, timeout=45, max_bytes=50 * 1024 * 1024, memory_mb=1024, allow_hosts=["127.0.0.1"]
+        )
+        rendered = _ours(shown.html, entry["url"])
+        render_s = time.perf_counter() - started
+        plain_score, rendered_score = score(plain, entry), score(rendered, entry)
+        rows.append(
+            {
+                "page": name,
+                "fetch+extract s": f"{plain_s:.2f}",
+                "render_js s": f"{render_s:.2f}",
+                "requests": len(shown.requests),
+                "refused": len(shown.refused),
+                "rendered kept": f"{rendered_score.kept}/{rendered_score.with_total}",
+                "rendered dropped": f"{rendered_score.dropped}/{rendered_score.without_total}",
+                "plain kept": f"{plain_score.kept}/{plain_score.with_total}",
+            }
+        )
+    mean = {
+        key: f"{statistics.mean(float(row[key]) for row in rows):.2f}"
+        for key in ("fetch+extract s", "render_js s")
+    }
+    rows.append({"page": "mean", **mean})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per page, best counts")
+    parser.add_argument("--no-render", action="store_true", help="skip the render_js timing")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobsite.settings")
     import django
@@ -245,6 +318,11 @@ def main() -> None:
     expected = load_expected(folder)
     with serve(folder) as base_url:
         pages = {name: fetch_page(base_url, name) for name in expected}
+        if args.no_render:
+            timing = None
+        else:
+            with loopback_only():
+                timing = render_timing(base_url, expected)
     results = measure(pages, expected, args.repeat)
     page_rows, overall_rows = _page_rows(results), _overall_rows(results)
     print(f"{len(pages)} pages from {folder}, fetched over loopback through jobs.outbound.fetch\n")
@@ -264,6 +342,17 @@ def main() -> None:
         + "\n\n"
         + report.table(page_rows),
     )
+    if timing:
+        print("\nthe job's path per page, without and with render_js (the page's other requests")
+        print("go to the origin's loopback server or are refused by the guarded proxy)\n")
+        _print_table(timing)
+        report.append(
+            "Web pages: seconds per page without and with render_js",
+            "python -m bench.web",
+            "Served on loopback; fetch+extract is the job's path without render_js, "
+            "render_js is Chromium through the guarded proxy plus the same extraction.\n\n"
+            + report.table(timing),
+        )
 
 
 if __name__ == "__main__":
