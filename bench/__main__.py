@@ -28,6 +28,7 @@ FULL = [
     ["bench.growth"],
     ["bench.documents"],
     ["bench.web"],
+    ["bench.media"],
 ]
 QUICK = [
     ["bench.throughput", "--jobs", "2000", "--rounds", "1"],
@@ -40,6 +41,7 @@ QUICK = [
     ["bench.growth", "--sizes", "10000", "100000", "--jobs", "1000", "--seconds", "5"],
     ["bench.documents", "--runs", "2", "--memories", "50000", "--queries", "50"],
     ["bench.web", "--repeat", "1"],
+    ["bench.media", "--models", "light"],
 ]
 
 

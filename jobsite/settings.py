@@ -399,6 +399,21 @@ JOBSITE_RENDER_MEMORY_MB = env_int("JOBSITE_RENDER_MEMORY_MB", 1024)
 # The Chromium binary for render_js; empty: chromium (Debian) or chromium-browser on PATH.
 JOBSITE_CHROMIUM = os.environ.get("JOBSITE_CHROMIUM", "")
 
+# --- Media (audio, and the audio track of video) ------------------------------------------
+# Longer recordings fail at the probe, before any decoding (4 h take ~30 min on one core).
+JOBSITE_MEDIA_MAX_SECONDS = env_float("JOBSITE_MEDIA_MAX_SECONDS", 4 * 3600.0)
+# Files with more streams than this fail unread (a real recording has two or three).
+JOBSITE_MEDIA_MAX_STREAMS = env_int("JOBSITE_MEDIA_MAX_STREAMS", 8)
+# The transcription model when a job names none: "quality" (Whisper base) or "light" (tiny.en).
+JOBSITE_MEDIA_MODEL = os.environ.get("JOBSITE_MEDIA_MODEL", "quality")
+# Seconds one attempt may take (quality: ~0.12 x real time on one core, measured), and memory.
+JOBSITE_MEDIA_TIME_LIMIT = env_int("JOBSITE_MEDIA_TIME_LIMIT", 4 * 3600)
+JOBSITE_MEDIA_MEMORY_MB = env_int("JOBSITE_MEDIA_MEMORY_MB", 2048)
+# CTranslate2 threads per job: one core per worker process (scale with worker concurrency).
+JOBSITE_MEDIA_THREADS = env_int("JOBSITE_MEDIA_THREADS", 1)
+# Where a model shipped in parts (Whisper base) is put together once, then verified.
+JOBSITE_MEDIA_MODEL_DIR = Path(os.environ.get("JOBSITE_MEDIA_MODEL_DIR", VAR_DIR / "models"))
+
 # --- Webhooks: a job with a callback_url is told when it ends (jobs/webhooks/) ------------
 # Seconds one delivery attempt may take (connect, send, the answer's first bytes).
 JOBSITE_WEBHOOK_TIMEOUT = env_float("JOBSITE_WEBHOOK_TIMEOUT", 10.0)

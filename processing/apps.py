@@ -12,4 +12,5 @@ class ProcessingConfig(AppConfig):
         # Importing a pipeline registers its job type.
         from processing import echo  # noqa: F401
         from processing.documents import pipeline  # noqa: F401
+        from processing.media import pipeline as media_pipeline  # noqa: F401
         from processing.web import pipeline as web_pipeline  # noqa: F401

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from jobs.queues import Queue
 from tests.corpus import corpus_dir, corpus_problem
-from tests.helpers import Processes, database_url, make_client
+from tests.helpers import CeleryProcess, Processes, database_url, make_client
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -129,6 +129,24 @@ def documents_worker(platform: Processes):
         name="documents",
         JOBSITE_FETCH_ALLOW_HOSTS="127.0.0.1",
     )
+
+
+@pytest.fixture(scope="module")
+def media_worker(platform: Processes) -> Iterator[CeleryProcess]:
+    """One worker process on the media queue (a transcription takes a core), with a
+    five-minute duration limit so a test can exceed it with a small file. Stopped after
+    the module, not kept for the session: other tests route echo jobs to the media queue
+    for workers they start and kill (test_recovery, test_task_events, the chaos suite),
+    and a media worker left running would take their jobs."""
+    worker = platform.worker(
+        queues=[Queue.MEDIA],
+        concurrency=1,
+        name="media",
+        JOBSITE_FETCH_ALLOW_HOSTS="127.0.0.1",
+        JOBSITE_MEDIA_MAX_SECONDS="300",
+    )
+    yield worker
+    worker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 ENV = "JOBSITE_CORPUS"
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 # The folders the tests and benchmarks read; a corpus without one of them is incomplete.
-FOLDERS = ("pdf", "office", "bad", "web", "ground_truth", "audio")
+FOLDERS = ("pdf", "office", "bad", "web", "ground_truth", "audio", "video")
 
 
 def corpus_dir() -> Path:

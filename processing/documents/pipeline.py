@@ -9,7 +9,6 @@ memories instead of adding to them.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 import uuid
@@ -25,6 +24,7 @@ from jobs.registry import register
 from jobs.runtime import Progress
 from processing import chunking, services
 from processing.documents.base import Document, Limits
+from processing.inputs import file_sha256, input_file
 from processing.models import Collection
 
 
@@ -106,14 +106,14 @@ def process_document(params: DocumentParams, progress: Progress) -> dict[str, An
     started = time.monotonic()
     collection = collection_for(params.collection_id)
     with tempfile.TemporaryDirectory(prefix="jobsite-doc-") as scratch:
-        path, source = _input(params, progress, Path(scratch))
+        path, source = input_file(params, progress, Path(scratch))
         progress(1, "reading the document")
         document = open_document(path, limits(params))
         result = ingest(
             document,
             collection=collection,
             source=source,
-            source_hash=_sha256(path),
+            source_hash=file_sha256(path),
             progress=progress,
             chunk_size=params.chunk_size,
             tags=params.tags,
@@ -192,34 +192,6 @@ def ingest(
         "ocr_pages": ocr_pages,
         "warnings": warnings,
     }
-
-
-def _input(params: DocumentParams, progress: Progress, scratch: Path) -> tuple[Path, str]:
-    """The file to read and the name its memories cite."""
-    if progress.input_path:
-        path = Path(progress.input_path)
-        return path, params.filename or path.name
-    from jobs import outbound
-
-    url = str(params.file_url)
-    progress(0, "downloading")
-    result = outbound.fetch(
-        url,
-        dest=scratch / "download",
-        max_bytes=settings.JOBSITE_MAX_UPLOAD_BYTES,
-        timeout=settings.JOBSITE_FETCH_TIMEOUT,
-        max_redirects=settings.JOBSITE_FETCH_MAX_REDIRECTS,
-        allow_hosts=outbound.allowed_hosts_from_settings(),
-    )
-    return result.path, params.filename or url
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _unit_name(chunks: list[chunking.Chunk]) -> str:
