@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -17,6 +19,31 @@ from rest_framework.test import APIClient
 from jobs.queues import Queue
 from tests.corpus import corpus_dir, corpus_problem
 from tests.helpers import CeleryProcess, Processes, database_url, make_client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retries_deadlocks() -> Iterator[None]:
+    """A transactional test's teardown TRUNCATEs every table while the session's workers
+    and beat may still be writing (the sweeper): PostgreSQL can then abort the TRUNCATE as
+    one side of a deadlock (seen once in CI). The other side goes on; a short wait and the
+    same flush again is all it takes."""
+    from django.core.management.base import CommandError
+    from django.test import testcases
+
+    original = testcases.TransactionTestCase._fixture_teardown
+
+    def teardown(self: Any) -> None:
+        for attempt in range(5):
+            try:
+                return original(self)
+            except CommandError as exc:
+                if attempt == 4 or "deadlock detected" not in str(exc.__cause__):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    testcases.TransactionTestCase._fixture_teardown = teardown
+    yield
+    testcases.TransactionTestCase._fixture_teardown = original
 
 
 @pytest.fixture(scope="session", autouse=True)
