@@ -16,7 +16,12 @@ from rest_framework.views import APIView
 
 from jobs import selectors, services
 from jobs.api.filters import NewestFirst, OldestFirst
-from jobs.api.serializers import JobCreateSerializer, ParamsField, StrictSerializer
+from jobs.api.serializers import (
+    JobCreateSerializer,
+    ParamsField,
+    StrictSerializer,
+    fold_callback_url,
+)
 from jobs.api.views import IDEMPOTENCY_HEADER, idempotency_key
 from jobs.api.webhooks import DeliveryPageSerializer, DeliverySerializer
 from jobs.auth import actor_for
@@ -71,11 +76,7 @@ class BatchCreateSerializer(StrictSerializer):
         return super().to_internal_value(data)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "callbackUrl" in attrs:
-            camel = attrs.pop("callbackUrl")
-            if attrs.get("callback_url", camel) != camel:
-                raise serializers.ValidationError({"callbackUrl": ["differs from callback_url"]})
-            attrs["callback_url"] = camel
+        fold_callback_url(attrs)
         has_jobs, has_files = bool(attrs.get("jobs")), bool(attrs.get("files"))
         if has_jobs == has_files:
             raise serializers.ValidationError(

@@ -12,7 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api.serializers import JobCreateSerializer, ParamsField, StrictSerializer
+from jobs.api.serializers import (
+    JobCreateSerializer,
+    ParamsField,
+    StrictSerializer,
+    fold_callback_url,
+)
 from jobs.api.views import IDEMPOTENCY_HEADER, create_job, created_headers
 
 JOB_TYPE = "web_extraction"
@@ -35,11 +40,7 @@ class ExtractSerializer(StrictSerializer):
     validate_callbackUrl = JobCreateSerializer.validate_callback_url
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        callback = attrs.pop("callbackUrl", None)
-        if callback is not None and attrs.get("callback_url", callback) != callback:
-            raise serializers.ValidationError({"callbackUrl": ["differs from callback_url"]})
-        if callback is not None:
-            attrs["callback_url"] = callback
+        fold_callback_url(attrs)
         return attrs
 
 

@@ -42,6 +42,15 @@ class ParamsField(serializers.JSONField):
 PARAM_SHORTCUTS = ("collection_id", "file_url")
 
 
+def fold_callback_url(attrs: dict[str, Any]) -> None:
+    """KnowledgeSDK's ``callbackUrl`` into ``callback_url``; both, differing, is a 400."""
+    if "callbackUrl" in attrs:
+        camel = attrs.pop("callbackUrl")
+        if attrs.get("callback_url", camel) != camel:
+            raise serializers.ValidationError({"callbackUrl": ["differs from callback_url"]})
+        attrs["callback_url"] = camel
+
+
 class JobCreateSerializer(StrictSerializer):
     type = serializers.CharField(max_length=200)
     params = ParamsField(required=False, default=dict)
@@ -69,11 +78,7 @@ class JobCreateSerializer(StrictSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Fold the top-level shortcuts into params; saying both ways differently is a 400."""
-        if "callbackUrl" in attrs:
-            camel = attrs.pop("callbackUrl")
-            if attrs.get("callback_url", camel) != camel:
-                raise serializers.ValidationError({"callbackUrl": ["differs from callback_url"]})
-            attrs["callback_url"] = camel
+        fold_callback_url(attrs)
         params = dict(attrs.get("params") or {})
         for name in PARAM_SHORTCUTS:
             if name not in attrs:

@@ -88,28 +88,12 @@ def on_end(job: Job, to_status: str) -> str | None:
     """
     if not job.callback_url or job.owner_id is None or job.completed_at is None:
         return None
-    now = timezone.now()
-    message_id = f"msg_{uuid.uuid4().hex}"
-    Delivery.objects.bulk_create(
-        [
-            Delivery(
-                job_id=job.pk,
-                job_completed_at=job.completed_at,
-                message_id=message_id,
-                event_type=EVENT_TYPES[to_status],
-                url=job.callback_url,
-                next_attempt_at=now,
-                give_up_at=job.completed_at
-                + timedelta(seconds=settings.JOBSITE_WEBHOOK_RETRY_WINDOW),
-                dispatched_at=now,
-            )
-        ],
-        ignore_conflicts=True,
+    return _written(
+        job_id=job.pk,
+        ended_at=job.completed_at,
+        event_type=EVENT_TYPES[to_status],
+        url=job.callback_url,
     )
-    publish.send_on_commit(
-        partial(publish.publish_delivery, message_id), what=f"delivery {message_id}"
-    )
-    return message_id
 
 
 def on_batch_end(batch: Batch) -> str | None:
@@ -117,19 +101,29 @@ def on_batch_end(batch: Batch) -> str | None:
     job's (in the closing transaction, published after it commits)."""
     if not batch.callback_url or batch.completed_at is None:
         return None
+    return _written(
+        batch_id=batch.pk,
+        ended_at=batch.completed_at,
+        event_type=BATCH_COMPLETED,
+        url=batch.callback_url,
+    )
+
+
+def _written(*, ended_at: Any, event_type: str, url: str, **subject: Any) -> str:
+    """The message's row (one INSERT, ``ON CONFLICT DO NOTHING``: a second writer of this
+    end loses quietly) and its publish after commit; the message id."""
     now = timezone.now()
     message_id = f"msg_{uuid.uuid4().hex}"
     Delivery.objects.bulk_create(
         [
             Delivery(
-                batch_id=batch.pk,
-                job_completed_at=batch.completed_at,
+                **subject,
+                job_completed_at=ended_at,
                 message_id=message_id,
-                event_type=BATCH_COMPLETED,
-                url=batch.callback_url,
+                event_type=event_type,
+                url=url,
                 next_attempt_at=now,
-                give_up_at=batch.completed_at
-                + timedelta(seconds=settings.JOBSITE_WEBHOOK_RETRY_WINDOW),
+                give_up_at=ended_at + timedelta(seconds=settings.JOBSITE_WEBHOOK_RETRY_WINDOW),
                 dispatched_at=now,
             )
         ],
