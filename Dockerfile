@@ -47,9 +47,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STATIC_ROOT=/app/static \
     MEDIA_ROOT=/data/media
 
-# Debian's headless Chromium renders render_js web pages (processing/web/render.py).
+# Debian's headless Chromium renders render_js web pages (processing/web/render.py);
+# OpenCV (scene detection) loads libGL and GLib.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium \
+    && apt-get install -y --no-install-recommends chromium libgl1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 1000 jobsite \

@@ -22,6 +22,9 @@ CONTAINERS: dict[str, tuple[str, str, str | None]] = {
     "webm": ("webm", "libopus", "libvpx"),
 }
 
+# Solid colours a content detector tells apart (hue, saturation and brightness all move).
+COLOURS = [(200, 30, 30), (20, 20, 120), (240, 240, 240), (30, 160, 40)]
+
 
 def tone(seconds: float = 1.0, rate: int = 16_000, frequency: float = 440.0) -> np.ndarray:
     """A sine tone as float32 samples in [-0.5, 0.5]."""
@@ -96,5 +99,54 @@ def encode(
                 for packet in video.encode(image):
                     out.mux(packet)
             for packet in video.encode(None):
+                out.mux(packet)
+    return path
+
+
+def scenes_video(
+    path: Path,
+    colours: list[tuple[int, int, int]],
+    scene_s: float,
+    samples: np.ndarray | None = None,
+    rate: int = 16_000,
+    *,
+    fps: int = 25,
+    faststart: bool = False,
+) -> Path:
+    """An H.264 MP4 of solid-colour scenes of ``scene_s`` each (cuts at ``scene_s``,
+    ``2 * scene_s``...), with an AAC track of ``samples`` or no audio at all. With
+    ``faststart`` the index comes before the media data, so a truncated copy still opens."""
+    import av
+
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format="mp4", options=options) as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = None
+        if samples is not None:
+            audio = out.add_stream("aac", rate=44_100)
+            audio.layout = "mono"
+        index = 0
+        for colour in colours:
+            image = np.zeros((48, 64, 3), np.uint8)
+            image[:, :] = colour
+            for _ in range(int(scene_s * fps)):
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = index
+                index += 1
+                for packet in video.encode(frame):
+                    out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if audio is not None and samples is not None:
+            resampler = av.AudioResampler(
+                format=audio.format.name, layout="mono", rate=44_100, frame_size=1024
+            )
+            source = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+            source.sample_rate = rate
+            for frame in [*resampler.resample(source), *resampler.resample(None)]:
+                for packet in audio.encode(frame):
+                    out.mux(packet)
+            for packet in audio.encode(None):
                 out.mux(packet)
     return path

@@ -55,7 +55,7 @@ def blocks(
 
     decoded = decoded or Decoded()
     assert info.audio_stream is not None  # the probe refuses files without audio
-    label = info.kind.upper()
+    label = info.label
     max_samples = int(limits.max_seconds * SAMPLE_RATE) + SAMPLE_RATE  # a second's grace
     size = max(1, int(block_seconds * SAMPLE_RATE))
     pending: list[np.ndarray] = []

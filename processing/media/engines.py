@@ -39,6 +39,7 @@ from django.conf import settings
 
 from jobs.api.base import JobError
 from processing.inputs import file_sha256
+from processing.media.decode import SAMPLE_RATE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -259,10 +260,12 @@ class WhisperEngine:
         found, info = self.whisper.transcribe(
             audio, language=self.language, beam_size=BEAM_SIZE, vad_filter=False
         )
+        # Whisper's last timestamp in a window can run past the audio it was given.
+        end = start_s + audio.size / SAMPLE_RATE
         segments = [
             Segment(
-                start_s=round(start_s + segment.start, 3),
-                end_s=round(start_s + segment.end, 3),
+                start_s=round(min(start_s + segment.start, end), 3),
+                end_s=round(min(start_s + segment.end, end), 3),
                 text=segment.text.strip(),
             )
             for segment in found

@@ -10,6 +10,7 @@ a re-run of the same file into the same collection replaces its memories.
 
 from __future__ import annotations
 
+import bisect
 import tempfile
 import time
 import uuid
@@ -32,15 +33,14 @@ from processing.inputs import file_sha256, input_file
 
 # These modules import FFmpeg (PyAV), numpy and the models inside their functions only:
 # the web process, which registers this job type, never loads them.
-from processing.media import decode, engines, probe, speech
+from processing.media import decode, engines, moments, probe, scenes, speech
 from processing.media.engines import CHOICES, MODELS, Segment
 
 if TYPE_CHECKING:
     import numpy as np
 
-# A pause longer than this between two segments ends a memory: a new topic, or a new
-# scene, more often than not, and a hit should not cite a stretch spanning it.
-LONG_SILENCE_S = 3.0
+# A file whose audio ends this much before its header's duration is reported truncated.
+TRUNCATED_SLACK_S = 1.0
 
 
 class MediaParams(BaseModel):
@@ -113,19 +113,35 @@ class TimedChunk(chunking.Chunk):
     start_s: float = 0.0
     end_s: float = 0.0
     cues: tuple[tuple[int, float, float], ...] = ()
+    scene: int | None = None
 
     def position(self) -> dict[str, Any]:
-        return {
+        place = {
             "start_s": self.start_s,
             "end_s": self.end_s,
             "segments": list(self.blocks),
             "cues": [list(cue) for cue in self.cues],
         }
+        if self.scene is not None:
+            place["scene"] = self.scene
+        return place
 
 
-def group(segments: list[Segment], *, size: int) -> list[TimedChunk]:
+def scene_of(segment: Segment, starts: list[float]) -> int | None:
+    """The number (from 1) of the scene a segment's middle falls in; None without scenes."""
+    if not starts:
+        return None
+    middle = (segment.start_s + segment.end_s) / 2
+    return bisect.bisect_right(starts, middle)
+
+
+def group(
+    segments: list[Segment], *, size: int, scene_starts: list[float] | None = None
+) -> list[TimedChunk]:
     """Consecutive segments into memories of about ``size`` characters, never across a
-    long silence; a segment is never cut."""
+    long silence or a scene change (a segment belongs to the scene its middle is in, so
+    a scene's words are found in the memories of its time range); a segment is never cut."""
+    starts = scene_starts or []
     chunks: list[TimedChunk] = []
     run: list[int] = []
 
@@ -145,6 +161,7 @@ def group(segments: list[Segment], *, size: int) -> list[TimedChunk]:
                     start_s=first.start_s,
                     end_s=last.end_s,
                     cues=tuple(cues),
+                    scene=scene_of(first, starts),
                 )
             )
             run.clear()
@@ -153,7 +170,11 @@ def group(segments: list[Segment], *, size: int) -> list[TimedChunk]:
     for index, segment in enumerate(segments):
         if run:
             gap = segment.start_s - segments[run[-1]].end_s
-            if gap > LONG_SILENCE_S or length + 1 + len(segment.text) > size:
+            if (
+                gap >= moments.LONG_SILENCE_S
+                or length + 1 + len(segment.text) > size
+                or scene_of(segment, starts) != scene_of(segments[run[-1]], starts)
+            ):
                 flush()
                 length = 0
         length += len(segment.text) + (1 if run else 0)
@@ -163,21 +184,28 @@ def group(segments: list[Segment], *, size: int) -> list[TimedChunk]:
 
 
 class _Reporter:
-    """Progress in seconds of media: after each span transcribed, and after each block
-    decoded (a long silence has no spans, and must still move and be cancellable)."""
+    """Progress in seconds of media over a share of the bar (``low`` to ``high``): after
+    each span transcribed, after each block decoded (a long silence has no spans, and must
+    still move and be cancellable), after each window of frames searched for scenes."""
 
-    def __init__(self, progress: Progress, total: float | None) -> None:
+    def __init__(
+        self, progress: Progress, total: float | None, low: float, high: float, what: str = ""
+    ) -> None:
         self.progress = progress
         self.total = total
+        self.low, self.high = low, high
+        self.what = what
         self.done = 0.0
 
     def __call__(self, seconds: float) -> None:
         self.done = max(self.done, seconds)  # a span held over a block boundary comes later
         if self.total:
             share = min(self.done / self.total, 1.0)
-            self.progress(3 + 92 * share, f"{self.done:.0f} s of {self.total:.0f} s")
+            step = f"{self.what}{self.done:.0f} s of {self.total:.0f} s"
+            self.progress(self.low + (self.high - self.low) * share, step)
         else:
-            self.progress(3, f"{self.done:.0f} s")
+            self.progress(self.low, f"{self.what}{self.done:.0f} s")
+        self.progress.check()
 
     def after_each(
         self, blocks: Iterator[np.ndarray], decoded: decode.Decoded
@@ -185,6 +213,80 @@ class _Reporter:
         for block in blocks:
             yield block
             self(decoded.seconds)  # this block's spans are transcribed by now
+
+
+@dataclass
+class Heard:
+    """What the audio track gave: nothing, for a video without one."""
+
+    segments: list[Segment]
+    levels: list[float]
+    seconds: float = 0.0
+    bad_packets: int = 0
+    transcribing: float = 0.0
+    language: str | None = None
+    engine: str | None = None
+    model: str | None = None
+
+
+def transcribe(
+    path: Path, info: probe.MediaInfo, params: MediaParams, progress: Progress, low: float
+) -> Heard:
+    """The audio track, span by span, into timed segments (and its loudness on the way)."""
+    if info.audio_stream is None:
+        return Heard([], [])
+    limits = probe.MediaLimits.from_settings()
+    progress(low, "loading the speech model")
+    engine = engines.engine(
+        model_choice(params), language=params.language, threads=settings.JOBSITE_MEDIA_THREADS
+    )
+    report = _Reporter(progress, info.duration_s, low, 95)
+    decoded = decode.Decoded()
+    levels = moments.Levels()
+    segments: list[Segment] = []
+    started = time.monotonic()
+    blocks = levels.follow(decode.blocks(path, info, limits, decoded))
+    for span in speech.spans(report.after_each(blocks, decoded)):
+        progress.check()
+        segments.extend(engine.transcribe(span.audio, span.start_s))
+        report(span.end_s)
+    return Heard(
+        segments,
+        levels.dbfs,
+        seconds=decoded.seconds,
+        bad_packets=decoded.bad_packets,
+        transcribing=time.monotonic() - started,
+        language=engine.language,
+        engine=engine.engine,
+        model=engine.model,
+    )
+
+
+def scene_list(starts: list[float], duration: float) -> list[dict[str, Any]]:
+    """A video's scenes with their time ranges; an audio file has none."""
+    if not starts:
+        return []
+    ends = [*starts[1:], duration]
+    return [
+        {"scene": n, "start_s": round(a, 2), "end_s": round(b, 2)}
+        for n, (a, b) in enumerate(zip(starts, ends, strict=True), start=1)
+    ]
+
+
+def warnings_for(info: probe.MediaInfo, heard: Heard, duration: float) -> list[str]:
+    found = []
+    if info.audio_stream is None:
+        found.append("The video has no audio track: scenes only, no transcript")
+    elif not heard.segments:
+        found.append("No speech was found in the recording")
+    if heard.bad_packets:
+        found.append(f"{heard.bad_packets} damaged parts of the audio were skipped")
+    if info.duration_s and duration < info.duration_s - TRUNCATED_SLACK_S:
+        found.append(
+            f"The file ends after {duration:.1f} s of the {info.duration_s:.1f} s its header "
+            "gives: it is truncated, and what is there was analysed"
+        )
+    return found
 
 
 @register(
@@ -199,7 +301,8 @@ class _Reporter:
     example={"collection_id": "3f1c…", "file_url": "https://example.com/talk.mp3"},
 )
 def analyse_media(params: MediaParams, progress: Progress) -> dict[str, Any]:
-    """Transcribe a recording's speech into timed, searchable memories."""
+    """Transcribe a recording's speech into timed, searchable memories, and find its key
+    moments (and a video's scenes)."""
     started = time.monotonic()
     collection = collection_for(params.collection_id)
     limits = probe.MediaLimits.from_settings()
@@ -208,27 +311,19 @@ def analyse_media(params: MediaParams, progress: Progress) -> dict[str, Any]:
         progress(1, "probing")
         info = probe.probe(path, limits)
         source_hash = file_sha256(path)
-        progress(2, "loading the speech model")
-        engine = engines.engine(
-            model_choice(params), language=params.language, threads=settings.JOBSITE_MEDIA_THREADS
-        )
-        report = _Reporter(progress, info.duration_s)
-        decoded = decode.Decoded()
-        segments: list[Segment] = []
-        transcribing = time.monotonic()
-        blocks = decode.blocks(path, info, limits, decoded)
-        for span in speech.spans(report.after_each(blocks, decoded)):
-            progress.check()
-            segments.extend(engine.transcribe(span.audio, span.start_s))
-            report(span.end_s)
-        transcribing = time.monotonic() - transcribing
-    duration = decoded.seconds
-    chunks = group(segments, size=params.chunk_size or collection.chunk_size)
-    warnings = []
-    if not segments:
-        warnings.append("No speech was found in the recording")
-    if decoded.bad_packets:
-        warnings.append(f"{decoded.bad_packets} damaged parts of the audio were skipped")
+        cuts: list[scenes.Cut] = []
+        low = 3.0
+        if info.video_stream is not None:
+            # Frames cost less than speech: a tenth of the bar, or all of it without audio.
+            low = 13.0 if info.audio_stream is not None else 95.0
+            cuts = scenes.cuts(path, info, _Reporter(progress, info.duration_s, 3, low, "scenes: "))
+        heard = transcribe(path, info, params, progress, low)
+    duration = heard.seconds or info.duration_s or 0.0
+    starts = [0.0, *(cut.t for cut in cuts)] if info.is_video else []
+    chunks = group(
+        heard.segments, size=params.chunk_size or collection.chunk_size, scene_starts=starts
+    )
+    found = moments.key_moments(cuts, heard.segments, heard.levels, duration, heard.language)
     progress(96, f"storing {len(chunks)} memories")
     progress.flush()
     progress.check()  # a cancelled or lost attempt must not write
@@ -242,7 +337,7 @@ def analyse_media(params: MediaParams, progress: Progress) -> dict[str, Any]:
         tags=params.tags,
         metadata=params.metadata,
     )
-    elapsed = time.monotonic() - started
+    segments = heard.segments
     return {
         "collection_id": str(collection.pk),
         "source": source,
@@ -250,17 +345,18 @@ def analyse_media(params: MediaParams, progress: Progress) -> dict[str, Any]:
         "kind": info.kind,
         "streams": [s.as_dict() for s in info.streams],
         "duration_s": round(duration, 2),
-        "language": engine.language,
-        "engine": engine.engine,
-        "model": engine.model,
+        "language": heard.language,
+        "engine": heard.engine,
+        "model": heard.model,
         "segments": len(segments),
         "words": sum(len(s.text.split()) for s in segments),
         "memories": len(chunks),
         "memories_created": stored.created,
         "memories_updated": stored.updated,
         "memories_removed": stored.removed,
-        "key_moments": [],
-        "real_time_factor": round(transcribing / duration, 3) if duration else None,
-        "seconds": round(elapsed, 3),
-        "warnings": warnings,
+        "scenes": scene_list(starts, duration),
+        "key_moments": [m.as_dict() for m in found],
+        "real_time_factor": round(heard.transcribing / duration, 3) if heard.seconds else None,
+        "seconds": round(time.monotonic() - started, 3),
+        "warnings": warnings_for(info, heard, duration),
     }

@@ -56,6 +56,7 @@ class MediaLimits:
     max_seconds: float = 4 * 3600.0
     max_streams: int = 8
     max_bytes: int = 200 * 1024 * 1024
+    max_pixels: int = 3840 * 2160
 
     @classmethod
     def from_settings(cls) -> MediaLimits:
@@ -63,6 +64,7 @@ class MediaLimits:
             max_seconds=settings.JOBSITE_MEDIA_MAX_SECONDS,
             max_streams=settings.JOBSITE_MEDIA_MAX_STREAMS,
             max_bytes=settings.JOBSITE_MAX_UPLOAD_BYTES,
+            max_pixels=settings.JOBSITE_MEDIA_MAX_PIXELS,
         )
 
 
@@ -75,6 +77,8 @@ class StreamInfo:
     channels: int | None = None
     width: int | None = None
     height: int | None = None
+    # A still picture in a video stream: an MP3's or M4A's cover art, not a video.
+    cover_art: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -91,10 +95,16 @@ class MediaInfo:
     size: int
     streams: list[StreamInfo] = field(default_factory=list)
     audio_stream: int | None = None  # index of the stream to transcribe
+    video_stream: int | None = None  # index of the stream scenes are found in
 
     @property
     def is_video(self) -> bool:
-        return any(s.type == "video" for s in self.streams)
+        return self.video_stream is not None
+
+    @property
+    def label(self) -> str:
+        """The kind as messages name it."""
+        return "Matroska/WebM" if self.kind == "matroska" else self.kind.upper()
 
     @property
     def source_type(self) -> str:
@@ -162,13 +172,17 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
             size=size,
             streams=streams,
             audio_stream=next((s.index for s in streams if s.type == "audio"), None),
+            video_stream=next(
+                (s.index for s in streams if s.type == "video" and not s.cover_art), None
+            ),
         )
-    check(info, limits, label)
+    check(info, limits)
     return info
 
 
-def check(info: MediaInfo, limits: MediaLimits, label: str) -> None:
-    """Refuse, by name, what exceeds a limit or cannot hold audio worth decoding."""
+def check(info: MediaInfo, limits: MediaLimits) -> None:
+    """Refuse, by name, what exceeds a limit or holds nothing worth decoding."""
+    label = info.label
     if len(info.streams) > limits.max_streams:
         raise MediaError(
             f"The {label} file has {len(info.streams)} streams; at most {limits.max_streams} "
@@ -181,9 +195,26 @@ def check(info: MediaInfo, limits: MediaLimits, label: str) -> None:
             f"{_clock(limits.max_seconds)} are accepted",
             code="too_long",
         )
+    if info.video_stream is not None:
+        video = info.streams[info.video_stream]
+        pixels = (video.width or 0) * (video.height or 0)
+        if video.codec is None or not pixels:
+            raise MediaError(
+                f"The {label} file's video is in a codec FFmpeg cannot decode, or has no size",
+                code="media_invalid",
+            )
+        if pixels > limits.max_pixels:
+            raise MediaError(
+                f"The {label} file's video is {video.width} x {video.height}; frames of at "
+                f"most {limits.max_pixels:,} pixels (4K) are accepted",
+                code="too_large",
+            )
     if info.audio_stream is None:
-        what = "video has no audio track" if info.is_video else "file has no audio stream"
-        raise MediaError(f"The {what}: there is nothing to transcribe", code="no_audio")
+        if info.is_video:
+            return  # scenes still tell something: analysed without a transcript
+        raise MediaError(
+            "The file has no audio stream: there is nothing to analyse", code="no_audio"
+        )
     audio = info.streams[info.audio_stream]
     if audio.codec is None:
         raise MediaError(
@@ -217,7 +248,14 @@ def _stream(stream: Any) -> StreamInfo:
             channels=context.channels,
         )
     if stream.type == "video" and context is not None:
-        return StreamInfo(stream.index, "video", codec, width=context.width, height=context.height)
+        return StreamInfo(
+            stream.index,
+            "video",
+            codec,
+            width=context.width,
+            height=context.height,
+            cover_art=bool(stream.disposition & type(stream.disposition).attached_pic),
+        )
     return StreamInfo(stream.index, str(stream.type), codec)
 
 

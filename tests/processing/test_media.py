@@ -20,7 +20,7 @@ from bench.media import normalise, wer, word_errors
 from jobs.api.base import InvalidInput, JobError
 from jobs.errors import JobCancelled
 from processing import services
-from processing.media import decode, engines, pipeline, probe, speech
+from processing.media import decode, engines, moments, pipeline, probe, scenes, speech
 from processing.media.engines import Segment
 from processing.media.probe import MediaError, MediaLimits
 from processing.models import Memory
@@ -142,27 +142,89 @@ def test_a_header_that_hides_the_duration_is_still_bounded_while_decoding(tmp_pa
     assert refused.value.code == "too_long" and "header did not say" in refused.value.message
 
 
-def test_too_many_streams_and_no_audio_are_refused(tmp_path):
+def test_too_many_streams_too_many_pixels_and_no_audio_are_refused(tmp_path):
     video = media.encode(tmp_path / "clip.mp4", media.tone(1.0))
     with pytest.raises(MediaError) as refused:
         probe.probe(video, MediaLimits(max_streams=1))
     assert refused.value.code == "too_many_streams" and "2 streams" in refused.value.message
-    import av
-
-    silent = tmp_path / "silent.mp4"
-    with av.open(str(silent), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=5)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(5):
-            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
     with pytest.raises(MediaError) as refused:
-        probe.probe(silent, LIMITS)
-    assert refused.value.code == "no_audio" and "video has no audio track" in refused.value.message
+        probe.probe(video, MediaLimits(max_pixels=64 * 47))  # the video is 64 x 48
+    assert refused.value.code == "too_large" and "64 x 48" in refused.value.message
+    # A file with neither audio nor a picture (a subtitle or data stream only).
+    info = probe.probe(video, LIMITS)
+    data_only = dataclasses.replace(
+        info,
+        streams=[probe.StreamInfo(0, "data", None)],
+        audio_stream=None,
+        video_stream=None,
+    )
+    with pytest.raises(MediaError) as refused:
+        probe.check(data_only, LIMITS)
+    assert refused.value.code == "no_audio" and "nothing to analyse" in refused.value.message
+
+
+def test_a_video_without_audio_is_accepted_for_its_scenes(tmp_path):
+    silent = media.scenes_video(tmp_path / "silent.mp4", media.COLOURS[:2], 2.0)
+    info = probe.probe(silent, LIMITS)
+    assert info.is_video and info.audio_stream is None and info.source_type == "video"
+    assert [c.t for c in scenes.cuts(silent, info)] == [pytest.approx(2.0, abs=0.05)]
+
+
+def test_scene_changes_of_a_made_video_are_found_at_their_cuts(tmp_path):
+    path = media.scenes_video(tmp_path / "scenes.mp4", media.COLOURS, 2.0, media.tone(8.0))
+    info = probe.probe(path, LIMITS)
+    seen: list[float] = []
+    found = scenes.cuts(path, info, seen.append, window_seconds=1.0)
+    assert [c.t for c in found] == [pytest.approx(t, abs=0.05) for t in (2.0, 4.0, 6.0)]
+    assert all(0 < c.score <= 1 for c in found)
+    # Progress after each window of frames, up to the end of the video.
+    assert seen == sorted(seen) and len(seen) >= 7 and seen[-1] == pytest.approx(8.0, abs=0.1)
+
+
+def test_a_cancel_while_scenes_are_read_stops_the_reading(tmp_path):
+    path = media.scenes_video(tmp_path / "scenes.mp4", media.COLOURS, 2.0)
+    info = probe.probe(path, LIMITS)
+
+    def cancel(seconds: float) -> None:
+        raise JobCancelled("cancelled by its owner")
+
+    with pytest.raises(JobCancelled):
+        scenes.cuts(path, info, cancel, window_seconds=1.0)
+
+
+def test_the_corpus_video_s_scene_changes_are_its_reference_cuts(corpus):
+    path = corpus / "video" / "austen-scenes.mp4"
+    reference = json.loads(path.with_suffix(".json").read_text())["scene_starts_s"]
+    found = scenes.cuts(path, probe.probe(path, LIMITS))
+    assert len(found) == len(reference) - 1  # no scene that is not there
+    for cut, expected in zip(found, reference[1:], strict=True):
+        assert abs(cut.t - expected) <= 0.5, (cut.t, expected)
+
+
+def test_a_truncated_mp4_fails_without_its_index_and_is_read_in_part_with_it(tmp_path):
+    samples = media.tone(12.0)
+    whole = media.scenes_video(tmp_path / "whole.mp4", media.COLOURS * 2, 1.5, samples)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # the index is at the end
+    with pytest.raises(MediaError) as refused:
+        probe.probe(cut, LIMITS)
+    assert refused.value.code == "media_invalid" and "cannot read its header" in str(
+        refused.value.message
+    )
+    whole = media.scenes_video(
+        tmp_path / "fast.mp4", media.COLOURS * 2, 1.5, samples, faststart=True
+    )
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    info = probe.probe(cut, LIMITS)
+    assert info.duration_s == pytest.approx(12.0, abs=0.1)  # the header does not know
+    found = scenes.cuts(cut, info)
+    assert 1 <= len(found) < 7 and all(c.t < 12.0 for c in found)
+    decoded = decode.Decoded()
+    audio = np.concatenate(list(decode.blocks(cut, info, LIMITS, decoded)))
+    assert 1.0 < audio.size / 16_000 < 11.0
+    heard = pipeline.Heard([], [], seconds=decoded.seconds)
+    warnings = pipeline.warnings_for(info, heard, decoded.seconds)
+    assert any("truncated" in w and "of the 12.0 s" in w for w in warnings), warnings
 
 
 def test_a_tone_has_no_speech():
@@ -289,6 +351,72 @@ def test_segments_group_into_memories_by_size_never_across_a_long_silence():
     assert chunks[0].text[14:].startswith("four")  # a cue's offset is where its words start
     assert [c.unit for c in chunks] == [1, 3, 4]  # the page a hit cites: the first segment
     assert pipeline.group([], size=100) == []
+
+
+def test_a_memory_never_spans_a_scene_change():
+    segments = [
+        Segment(0.5, 2.0, "first scene"),
+        Segment(2.2, 3.9, "still the first"),  # its middle is before the cut at 4.0
+        Segment(3.6, 5.0, "second scene"),  # its middle is after
+        Segment(5.1, 6.0, "more of it"),
+    ]
+    chunks = pipeline.group(segments, size=1000, scene_starts=[0.0, 4.0])
+    assert [(c.scene, c.text) for c in chunks] == [
+        (1, "first scene still the first"),
+        (2, "second scene more of it"),
+    ]
+    assert chunks[1].position()["scene"] == 2
+    assert "scene" not in pipeline.group(segments, size=1000)[0].position()  # audio: none
+
+
+# --- key moments ----------------------------------------------------------------------------
+
+
+def test_speech_after_a_long_silence_is_a_moment_scored_by_the_pause():
+    segments = [
+        Segment(4.0, 6.0, "Good evening."),  # 4 s of silence from the start
+        Segment(6.5, 8.0, "Welcome."),
+        Segment(20.0, 22.0, "Chapter two, in which a great deal happens to everybody at once."),
+    ]
+    found = moments.speech_after_silence(segments)
+    assert [(m.t, m.kind) for m in found] == [
+        (4.0, "speech_after_silence"),
+        (20.0, "speech_after_silence"),
+    ]
+    assert found[0].score < found[1].score <= 1
+    assert found[1].label.startswith("After 12 s of silence: “Chapter two")
+    assert found[1].label.endswith("…”") and len(found[1].label) < 100
+
+
+def test_loudness_is_measured_per_window_and_its_peaks_stand_out():
+    quiet, loud = media.tone(30.0) * 0.05, media.tone(1.0) * 1.0
+    levels = moments.Levels()
+    # In blocks that do not line up with the windows: the windows still do.
+    audio = np.concatenate([quiet[:160_000], loud, quiet[160_000:]])
+    passed = list(levels.follow([audio[:100_001], audio[100_001:300_000], audio[300_000:]]))
+    assert sum(b.size for b in passed) == audio.size
+    assert len(levels.dbfs) == audio.size // 8000
+    assert levels.dbfs[0] == pytest.approx(20 * np.log10(0.05 * 0.5 / np.sqrt(2)), abs=0.1)
+    peaks = moments.loudness_peaks(levels.dbfs, 31.0)
+    assert [(m.t, m.kind) for m in peaks] == [(10.0, "loudness_peak")]
+    assert 0.9 < peaks[0].score <= 1 and "26 dB above the median" in peaks[0].label
+    assert moments.loudness_peaks([-90.0] * 10, 5.0) == []  # silence has no peaks
+    assert moments.loudness_peaks([-20.0] * 10, 5.0) == []  # nor does an even level
+
+
+def test_the_segments_densest_in_the_recording_s_key_terms_are_moments():
+    segments = [
+        Segment(0.0, 2.0, "Welcome to the show, it is good to be here."),
+        Segment(2.0, 5.0, "Today: the glacier, how the glacier melts, and why glaciers matter."),
+        Segment(5.0, 8.0, "But first the weather for the weekend."),
+        Segment(8.0, 11.0, "The glacier lost ice this summer; the ice is thinner."),
+    ] + [Segment(11.0 + i, 12.0 + i, f"Programme number {i}, coming up.") for i in range(10)]
+    found = moments.key_term_segments(segments, "en")
+    # Fourteen segments: one moment. "programme" and "number" are said ten times but in
+    # ten segments each; the glacier and its ice are the theme.
+    assert [m.t for m in found] == [8.0]
+    assert found[0].score == 1.0 and found[0].label == "Key terms: glacier, ice"
+    assert moments.key_term_segments(segments[:1], "en") == []  # nothing said twice
 
 
 @pytest.mark.django_db
