@@ -29,6 +29,7 @@ FULL = [
     ["bench.documents"],
     ["bench.web"],
     ["bench.media"],
+    ["bench.media_jobs"],
 ]
 QUICK = [
     ["bench.throughput", "--jobs", "2000", "--rounds", "1"],
@@ -42,6 +43,7 @@ QUICK = [
     ["bench.documents", "--runs", "2", "--memories", "50000", "--queries", "50"],
     ["bench.web", "--repeat", "1"],
     ["bench.media", "--models", "light"],
+    ["bench.media_jobs", "--runs", "1", "--probes", "10"],
 ]
 
 

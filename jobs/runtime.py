@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import resource
 import threading
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -215,6 +217,26 @@ def limit_process_memory() -> None:
     if limit:
         size = limit * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_DATA, (size, size))
+
+
+def lower_process_priority() -> None:
+    """Run this (pool) process at ``JOBSITE_WORKER_NICE``: a pool of long CPU-bound jobs
+    (media) yields the cores to the web and the short jobs' workers when they need them,
+    and still has them all when they do not."""
+    if settings.JOBSITE_WORKER_NICE > 0:
+        os.nice(settings.JOBSITE_WORKER_NICE)
+
+
+def lower_session_priority() -> None:
+    """The same for the whole worker, where Linux schedules by session: with autogroup
+    (most kernels), a process's nice counts only against its own session's processes,
+    and a worker started in a session of its own (a container's command, ``make run``'s
+    supervisor, systemd) would compete with the web at full weight whatever its nice.
+    The session's weight is set instead, where the worker leads its session alone."""
+    nice = settings.JOBSITE_WORKER_NICE
+    if nice > 0 and os.getsid(0) == os.getpid():
+        with contextlib.suppress(OSError):  # no autogroup in this kernel: nice alone
+            Path("/proc/self/autogroup").write_text(str(nice))
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from celery.signals import (
     task_failure,
     task_revoked,
     task_success,
+    worker_init,
     worker_process_init,
     worker_process_shutdown,
 )
@@ -60,6 +61,16 @@ def limit_pool_process_memory(**_: Any) -> None:
     """A job that allocates past JOBSITE_WORKER_MEMORY_LIMIT_MB gets a MemoryError (the job
     fails ``out_of_memory``) instead of the machine's OOM killer taking the worker."""
     runtime.limit_process_memory()
+
+
+@worker_process_init.connect
+def lower_pool_process_priority(**_: Any) -> None:
+    runtime.lower_process_priority()
+
+
+@worker_init.connect
+def lower_worker_priority(**_: Any) -> None:
+    runtime.lower_session_priority()
 
 
 @worker_process_shutdown.connect

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from jobs.queues import ALL_QUEUES
+from jobs.queues import ALL_QUEUES, Queue
 from jobsite.ports import port_open, wait_for_port
 from jobsite.supervise import Supervisor
 
@@ -152,25 +152,33 @@ def main() -> None:
         env=env,
         cwd=cwd,
     )
-    supervisor.add(
-        "worker",
-        [
-            *celery,
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            concurrency,
-            "-Q",
-            ",".join(ALL_QUEUES),
-            "-n",
-            "embedded@%h",
-            "-l",
-            "INFO",
-        ],
-        env=env,
-        cwd=cwd,
-    )
+    # Media jobs (minutes of one core each) get a process of their own: a recording never
+    # holds up a document or an echo job, which keep the main worker's processes.
+    # Its pool runs at a lower priority (JOBSITE_WORKER_NICE): the cores go to the web and
+    # the short jobs first.
+    for name, queues, node, processes, nice in (
+        ("worker", [q for q in ALL_QUEUES if q != Queue.MEDIA], "embedded@%h", concurrency, "0"),
+        ("media-worker", [Queue.MEDIA], "media@%h", "1", "10"),
+    ):
+        supervisor.add(
+            name,
+            [
+                *celery,
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                processes,
+                "-Q",
+                ",".join(queues),
+                "-n",
+                node,
+                "-l",
+                "INFO",
+            ],
+            env={"JOBSITE_WORKER_NICE": nice, **env},
+            cwd=cwd,
+        )
     supervisor.add(
         "beat",
         [*celery, "beat", "-l", "INFO", "-S", "django_celery_beat.schedulers:DatabaseScheduler"],

@@ -310,6 +310,9 @@ JOBSITE_SWEEP_INTERVAL = env_float("JOBSITE_SWEEP_INTERVAL", 2.0)
 JOBSITE_RETENTION_DAYS = env_int("JOBSITE_RETENTION_DAYS", 30)
 # Each pool process's data limit: a job allocating past it fails `out_of_memory` (0: none).
 JOBSITE_WORKER_MEMORY_LIMIT_MB = env_int("JOBSITE_WORKER_MEMORY_LIMIT_MB", 0)
+# The niceness (0-19) of a worker's pool processes: the media workers run at 10, so that
+# transcriptions take the cores only when the web and the short jobs leave them idle.
+JOBSITE_WORKER_NICE = env_int("JOBSITE_WORKER_NICE", 0)
 # Memory one attempt may add to its pool process, for every job type that sets no limit of
 # its own; past it the job fails `out_of_memory` (0: none). Also echo's largest allocate_mb.
 JOBSITE_JOB_MEMORY_LIMIT_MB = env_int("JOBSITE_JOB_MEMORY_LIMIT_MB", 1024)
@@ -404,6 +407,8 @@ JOBSITE_CHROMIUM = os.environ.get("JOBSITE_CHROMIUM", "")
 JOBSITE_MEDIA_MAX_SECONDS = env_float("JOBSITE_MEDIA_MAX_SECONDS", 4 * 3600.0)
 # Files with more streams than this fail unread (a real recording has two or three).
 JOBSITE_MEDIA_MAX_STREAMS = env_int("JOBSITE_MEDIA_MAX_STREAMS", 8)
+# Video frames larger than this (4K UHD) fail unread: one frame of 16k x 16k is 768 MB.
+JOBSITE_MEDIA_MAX_PIXELS = env_int("JOBSITE_MEDIA_MAX_PIXELS", 3840 * 2160)
 # The transcription model when a job names none: "quality" (Whisper base) or "light" (tiny.en).
 JOBSITE_MEDIA_MODEL = os.environ.get("JOBSITE_MEDIA_MODEL", "quality")
 # Seconds one attempt may take (quality: ~0.12 x real time on one core, measured), and memory.

@@ -171,6 +171,7 @@ def media_worker(platform: Processes) -> Iterator[CeleryProcess]:
         name="media",
         JOBSITE_FETCH_ALLOW_HOSTS="127.0.0.1",
         JOBSITE_MEDIA_MAX_SECONDS="300",
+        JOBSITE_WORKER_NICE="10",  # as docker-compose.yml's worker-media
     )
     yield worker
     worker.stop()

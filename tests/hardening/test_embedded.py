@@ -272,7 +272,7 @@ def test_ctrl_c_stops_every_child_then_valkey_and_make_exits_0(platform):
     alive = [proc.cmdline() for proc in family if proc.pid not in gone_at]
     assert alive == [], platform.text()[-3000:]
     assert platform.proc.wait(10) == 0, platform.text()[-3000:]  # make's exit status
-    assert "SIGINT received: stopping web, worker, beat, flower" in platform.text()
+    assert "SIGINT received: stopping web, worker, media-worker, beat, flower" in platform.text()
     assert max(gone_at[proc.pid] for proc in children) <= gone_at[valkey[0].pid]
 
 
@@ -342,13 +342,17 @@ def test_the_backoff_doubles_for_quick_deaths_up_to_its_cap_and_resets_after_a_s
 
 
 def _celery_command(proc: psutil.Process | None) -> str | None:
-    """``worker`` for ``python -m celery -A jobsite worker ...``, and so on."""
+    """``worker`` for ``python -m celery -A jobsite worker ...``, and so on; the media
+    queue's own worker (``-n media@...``) is ``media-worker``."""
     try:
         argv = proc.cmdline() if proc else []
     except psutil.Error:
         return None
     if argv[1:3] == ["-m", "celery"] and "-A" in argv:
-        return argv[argv.index("-A") + 2]
+        command = argv[argv.index("-A") + 2]
+        if "-n" in argv and argv[argv.index("-n") + 1].startswith("media@"):
+            return f"media-{command}"
+        return command
     return None
 
 
