@@ -94,6 +94,10 @@ class Job(models.Model):
     progress = models.FloatField(default=0.0)
     current_step = models.CharField(max_length=255, blank=True, default="")
     result = models.JSONField(null=True, blank=True)
+    # Where a job that works in steps got to (``progress.checkpoint``), written in the same
+    # transaction as the step: a retried or restarted job continues from it, never redoing
+    # a step. Kept across restarts; only the pipeline that wrote it reads it.
+    checkpoint = models.JSONField(null=True, blank=True)
     # The error clients see: a machine-readable code and a clear message.
     error_code = models.CharField(max_length=64, blank=True, default="")
     error_message = models.TextField(blank=True, default="")

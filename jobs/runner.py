@@ -33,6 +33,7 @@ def run_attempt(request: Any, job_id: str) -> Any:
     reporter = runtime.Progress(
         services.AttemptWrites(job.pk, request.id, job.attempts),
         input_path=job.input_file.path if job.input_file else None,
+        owner_id=job.owner_id,
     )
     with runtime.activate(reporter), runtime.memory_limit(job_type.memory_limit_mb):
         try:

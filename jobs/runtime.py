@@ -44,6 +44,8 @@ class AttemptWriter(Protocol):
     def progress(self, percent: float, step: str | None, reported_at: float) -> bool: ...
     def heartbeat(self) -> bool: ...
     def keep_alive(self) -> bool: ...
+    def checkpoint(self, state: Any) -> bool: ...
+    def saved_checkpoint(self) -> Any: ...
     def stop_reason(self) -> JobError: ...
     def note(self, message: str, data: Any = None) -> None: ...
 
@@ -51,8 +53,11 @@ class AttemptWriter(Protocol):
 class Progress:
     """The reporter handed to a pipeline: ``progress(42, "page 42 of 100")``."""
 
-    def __init__(self, writer: AttemptWriter, *, input_path: str | None = None) -> None:
+    def __init__(
+        self, writer: AttemptWriter, *, input_path: str | None = None, owner_id: Any = None
+    ) -> None:
         self.writer = writer
+        self.owner_id = owner_id  # the job's owner: whose rows a job may touch
         self.job_id = writer.job_id
         self.attempt = writer.attempt
         self.task_id = writer.task_id
@@ -95,6 +100,21 @@ class Progress:
         """Raise if the job must stop (cancelled, or no longer this attempt's)."""
         if self._stop is not None:
             raise self._stop
+
+    def checkpoint(self, state: Any) -> None:
+        """Record where the job got to, inside the transaction of the step that got it
+        there (call it last in that transaction: it locks the job's row until commit). A
+        retry or a restart of the job gets ``state`` back from ``resume()``. Raises (and so
+        rolls the step back) when this attempt may no longer write: cancelled, or taken
+        over by another attempt."""
+        self.check()
+        if not self.writer.checkpoint(state):
+            self._stop = self.writer.stop_reason()
+            raise self._stop
+
+    def resume(self) -> Any:
+        """The last checkpoint an earlier attempt of this job recorded, or None."""
+        return self.writer.saved_checkpoint()
 
     def note(self, message: str, data: Any = None) -> None:
         """Record a notable step in the job's event log (not for every page)."""

@@ -120,6 +120,22 @@ def job_heartbeat(job_id: Any, task_id: str) -> bool:
     )
 
 
+def job_checkpoint(job_id: Any, task_id: str, state: Any) -> bool:
+    """Record where this attempt got to, in the caller's transaction (which holds the
+    step's writes): both commit, or neither. False: this attempt must stop, and the
+    caller rolls its step back."""
+    return (
+        _attempt(job_id, task_id)
+        .filter(cancel_requested_at__isnull=True)
+        .update(checkpoint=state, heartbeat_at=timezone.now())
+        == 1
+    )
+
+
+def job_saved_checkpoint(job_id: Any) -> Any:
+    return Job.objects.filter(pk=job_id).values_list("checkpoint", flat=True).first()
+
+
 def job_keep_alive(job_id: Any, task_id: str) -> bool:
     """The heartbeat of an attempt that was asked to stop: still alive until it does (or
     until the cancel grace runs out), so the reaper must not take it for dead."""
@@ -156,6 +172,12 @@ class AttemptWrites:
 
     def keep_alive(self) -> bool:
         return job_keep_alive(self.job_id, self.task_id)
+
+    def checkpoint(self, state: Any) -> bool:
+        return job_checkpoint(self.job_id, self.task_id, state)
+
+    def saved_checkpoint(self) -> Any:
+        return job_saved_checkpoint(self.job_id)
 
     def stop_reason(self) -> JobError:
         return attempt_stop_reason(self.job_id, self.task_id)

@@ -114,6 +114,7 @@ ROW = {
     "batch": None,
     "input_file": "",
     "run_at": None,
+    "checkpoint": None,
     "cancel_requested_at": False,
     "started at the first start": True,
     "attempt started at the last start": True,
