@@ -402,6 +402,18 @@ JOBSITE_RENDER_MEMORY_MB = env_int("JOBSITE_RENDER_MEMORY_MB", 1024)
 # The Chromium binary for render_js; empty: chromium (Debian) or chromium-browser on PATH.
 JOBSITE_CHROMIUM = os.environ.get("JOBSITE_CHROMIUM", "")
 
+# --- Memories ---------------------------------------------------------------------------
+# A collection with more memories than this is deleted by a batch_operation job (202),
+# not inside the request (204).
+JOBSITE_COLLECTION_DELETE_INLINE = env_int("JOBSITE_COLLECTION_DELETE_INLINE", 1000)
+# Consolidation: near-duplicates from this similarity (estimated Jaccard of word 3-shingles);
+# memories older than this many days, below this importance and unread as long are
+# summarised, keeping this share of their sentences (the originals are archived).
+JOBSITE_CONSOLIDATION_SIMILARITY = env_float("JOBSITE_CONSOLIDATION_SIMILARITY", 0.85)
+JOBSITE_CONSOLIDATION_AGE_DAYS = env_int("JOBSITE_CONSOLIDATION_AGE_DAYS", 30)
+JOBSITE_CONSOLIDATION_IMPORTANCE = env_float("JOBSITE_CONSOLIDATION_IMPORTANCE", 0.5)
+JOBSITE_CONSOLIDATION_RATIO = env_float("JOBSITE_CONSOLIDATION_RATIO", 0.3)
+
 # --- Media (audio, and the audio track of video) ------------------------------------------
 # Longer recordings fail at the probe, before any decoding (4 h take ~30 min on one core).
 JOBSITE_MEDIA_MAX_SECONDS = env_float("JOBSITE_MEDIA_MAX_SECONDS", 4 * 3600.0)

@@ -10,7 +10,11 @@ class ProcessingConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing a pipeline registers its job type.
-        from processing import echo  # noqa: F401
+        from processing import (  # noqa: F401
+            consolidation,
+            echo,
+            memory_ops,
+        )
         from processing.documents import pipeline  # noqa: F401
         from processing.media import pipeline as media_pipeline  # noqa: F401
         from processing.web import pipeline as web_pipeline  # noqa: F401

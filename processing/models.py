@@ -21,6 +21,9 @@ class Collection(models.Model):
     # Target characters per memory and the overlap carried into the next one.
     chunk_size = models.PositiveIntegerField(default=1200)
     chunk_overlap = models.PositiveIntegerField(default=150)
+    # Set when a delete was accepted and its job is removing the memories: the collection
+    # is gone for its owner (lists, reads, search, new jobs) from that moment.
+    deleting_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -59,6 +62,8 @@ class Memory(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=list, blank=True)
     importance = models.FloatField(default=0.5)
+    # Pinned memories are never consolidated, summarised or archived.
+    pinned = models.BooleanField(default=False)
     access_count = models.PositiveIntegerField(default=0)
     last_accessed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -78,6 +83,40 @@ class Memory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} #{self.chunk_index}"
+
+
+class MemoryArchive(models.Model):
+    """Memories that consolidation replaced, kept compressed so nothing is lost: the
+    originals of a summary, or the near-duplicates merged into one memory. Restoring puts
+    them back under their own ids (``services.memory_archive_restore``)."""
+
+    class Kind(models.TextChoices):
+        SUMMARY = "summary"
+        MERGE = "merge"
+
+    id = models.BigAutoField(primary_key=True)
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="archives")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # The memory that stands for them now: the summary, or the duplicate that was kept.
+    # A plain id, not a foreign key: a memory is deleted in bulk (one statement for
+    # thousands) only while nothing refers to it.
+    replacement_id = models.BigIntegerField(null=True, blank=True)
+    # The original rows as zlib-compressed JSON (every field, ids included).
+    data = models.BinaryField()
+    count = models.PositiveIntegerField()
+    original_bytes = models.PositiveBigIntegerField(help_text="Their texts, as UTF-8.")
+    stored_bytes = models.PositiveBigIntegerField(help_text="The compressed archive.")
+    job_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    restored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["collection", "-created_at"], name="archive_collection_created")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.count} memories"
 
 
 class EchoWrite(models.Model):

@@ -53,7 +53,10 @@ class Hit:
 
 
 # What a hit carries of its memory, read in the search query itself.
-HIT_COLUMNS = "m.id, m.collection_id, m.job_id, m.source, m.page, m.position, m.text, m.tags"
+# In the model's field order: ``Model.from_db`` places partial rows by field order, not name.
+HIT_COLUMNS = (
+    "m.id, m.collection_id, m.job_id, m.source, m.page, m.position, m.text, m.metadata, m.tags"
+)
 
 
 def parse(text: str) -> Query:

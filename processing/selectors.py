@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 from jobs.api.base import NotFound
 from processing import search
-from processing.models import Collection, Memory
+from processing.models import Collection, Memory, MemoryArchive
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -22,20 +22,21 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 
 def collection_list(*, owner: Any) -> QuerySet[Collection]:
-    return Collection.objects.filter(owner=owner)
+    """The owner's collections; one whose delete was accepted is gone already."""
+    return Collection.objects.filter(owner=owner, deleting_since__isnull=True)
 
 
 def collection_get(*, owner: Any, collection_id: Any) -> Collection:
     """The caller's collection, or NotFound: another owner's does not exist for them."""
     pk = _uuid(collection_id)
-    found = Collection.objects.filter(owner=owner, pk=pk).first() if pk else None
+    found = collection_list(owner=owner).filter(pk=pk).first() if pk else None
     if found is None:
         raise NotFound(f"Collection {collection_id} not found")
     return found
 
 
 def memory_list(*, owner: Any) -> QuerySet[Memory]:
-    return Memory.objects.filter(collection__owner=owner)
+    return Memory.objects.filter(collection__owner=owner, collection__deleting_since__isnull=True)
 
 
 def memory_get(*, owner: Any, memory_id: Any) -> Memory:
@@ -44,12 +45,38 @@ def memory_get(*, owner: Any, memory_id: Any) -> Memory:
     except (TypeError, ValueError):
         pk = None
     found = (
-        Memory.objects.filter(collection__owner=owner, pk=pk).select_related("collection").first()
+        memory_list(owner=owner).filter(pk=pk).select_related("collection").first()
         if pk is not None and 0 < pk < 2**63
         else None
     )
     if found is None:
         raise NotFound(f"Memory {memory_id} not found")
+    return found
+
+
+def archive_list(*, owner: Any, collection_id: Any = None) -> QuerySet[MemoryArchive]:
+    archives = MemoryArchive.objects.filter(
+        collection__owner=owner, collection__deleting_since__isnull=True
+    )
+    if collection_id:
+        archives = archives.filter(
+            collection=collection_get(owner=owner, collection_id=collection_id)
+        )
+    return archives.defer("data")
+
+
+def archive_get(*, owner: Any, archive_id: Any) -> MemoryArchive:
+    try:
+        pk = int(archive_id)
+    except (TypeError, ValueError):
+        pk = None
+    found = (
+        archive_list(owner=owner).filter(pk=pk).first()
+        if pk is not None and 0 < pk < 2**63
+        else None
+    )
+    if found is None:
+        raise NotFound(f"Archive {archive_id} not found")
     return found
 
 

@@ -7,12 +7,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs.api.base import Conflict, InvalidInput
 from processing.chunking import Chunk
-from processing.models import Collection, Memory
+from processing.models import Collection, Memory, MemoryArchive
 
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 100
@@ -59,9 +60,32 @@ def collection_update(collection: Collection, **changes: Any) -> Collection:
     return collection
 
 
-def collection_delete(collection: Collection) -> None:
-    """Delete a collection and its memories (the database cascades)."""
-    collection.delete()
+def collection_delete(collection: Collection, *, actor: str) -> Any:
+    """Delete a collection and its memories. A small one goes at once (the database
+    cascades) and None is returned; one with more than ``JOBSITE_COLLECTION_DELETE_INLINE``
+    memories is marked as being deleted (gone for its owner from now on) and a
+    ``batch_operation`` job deletes its memories in chunks, then the collection: the
+    returned job. A delete inside the request would hold locks on every row for as long
+    as it takes, and time out on a million memories."""
+    from jobs import services as jobs_services
+
+    limit = settings.JOBSITE_COLLECTION_DELETE_INLINE
+    if collection.memories.all()[: limit + 1].count() <= limit:
+        collection.delete()
+        return None
+    with transaction.atomic():
+        Collection.objects.filter(pk=collection.pk).update(deleting_since=timezone.now())
+        job, _ = jobs_services.job_create(
+            owner=collection.owner,
+            job_type="batch_operation",
+            params={
+                "operation": "delete",
+                "filter": {"collection_id": str(collection.pk)},
+                "delete_collection": True,
+            },
+            actor=actor,
+        )
+    return job
 
 
 def _check_chunking(collection: Collection) -> None:
@@ -96,6 +120,7 @@ def memory_update(
     tags: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
     importance: float | None = None,
+    pinned: bool | None = None,
 ) -> Memory:
     fields = ["updated_at"]
     if tags is not None:
@@ -107,6 +132,9 @@ def memory_update(
     if importance is not None:
         memory.importance = importance
         fields.append("importance")
+    if pinned is not None:
+        memory.pinned = pinned
+        fields.append("pinned")
     memory.updated_at = timezone.now()
     memory.save(update_fields=fields)
     return memory
@@ -184,3 +212,50 @@ def memories_store(
                 ],
             )
     return Stored(created=len(rows) - existing, updated=existing, removed=removed)
+
+
+def memory_archive_restore(archive: MemoryArchive) -> int:
+    """Put an archive's memories back, under their own ids, and remove what replaced
+    them: a summary is deleted; a kept duplicate loses its references to them. Refused
+    (409) when restored already, or when the collection now holds a memory at one of
+    their places (the same chunk of the same source, processed again since)."""
+    from processing.consolidation import archived_rows
+
+    with transaction.atomic():
+        locked = MemoryArchive.objects.select_for_update().get(pk=archive.pk)
+        if locked.restored_at is not None:
+            raise Conflict(f"Archive {archive.pk} was restored already", code="archive_restored")
+        rows = list(archived_rows(locked))
+        ids = [row["id"] for row in rows]
+        if locked.kind == MemoryArchive.Kind.SUMMARY and locked.replacement_id:
+            Memory.objects.filter(pk=locked.replacement_id).delete()
+        elif locked.replacement_id:
+            keeper = Memory.objects.filter(pk=locked.replacement_id).first()
+            if keeper is not None:
+                kept = [
+                    ref
+                    for ref in keeper.metadata.get("merged_from", [])
+                    if ref.get("memory_id") not in ids
+                ]
+                keeper.metadata = {**keeper.metadata, "merged_from": kept}
+                if not kept:
+                    keeper.metadata.pop("merged_from")
+                keeper.save(update_fields=["metadata"])
+        taken = Memory.objects.filter(
+            collection_id=locked.collection_id,
+            source_hash__in={row["source_hash"] for row in rows},
+        ).values_list("source_hash", "chunk_index")
+        clash = {(row["source_hash"], row["chunk_index"]) for row in rows} & set(taken)
+        if clash:
+            raise Conflict(
+                f"The collection holds other memories at {len(clash)} of the archived "
+                "memories' places (their source was processed again): nothing was restored",
+                code="archive_conflict",
+            )
+        Memory.objects.bulk_create(
+            [Memory(**{**row, "collection_id": locked.collection_id}) for row in rows],
+            batch_size=STORE_BATCH,
+        )
+        locked.restored_at = timezone.now()
+        locked.save(update_fields=["restored_at"])
+    return len(rows)

@@ -52,6 +52,7 @@ class MemorySerializer(serializers.ModelSerializer):
             "tags",
             "metadata",
             "importance",
+            "pinned",
             "access_count",
             "last_accessed_at",
             "created_at",
@@ -78,6 +79,16 @@ class MemoryUpdateSerializer(StrictSerializer):
     )
     metadata = serializers.DictField(required=False)
     importance = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    pinned = serializers.BooleanField(
+        required=False, help_text="Pinned memories are never consolidated."
+    )
+
+
+class ConsolidatedSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="summary: of several chunks, archived")
+    archive_id = serializers.IntegerField()
+    memories = serializers.IntegerField(help_text="How many memories it stands for.")
+    restore = serializers.CharField(help_text="POST here to restore the originals.")
 
 
 class SearchHitSerializer(serializers.Serializer):
@@ -91,6 +102,30 @@ class SearchHitSerializer(serializers.Serializer):
     collection_id = serializers.UUIDField()
     job_id = serializers.UUIDField(allow_null=True)
     tags = serializers.ListField(child=serializers.CharField())
+    consolidated = ConsolidatedSerializer(
+        allow_null=True, help_text="Set when the hit is a summary that consolidation made."
+    )
+
+
+class MemoryArchiveSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    collection_id = serializers.UUIDField()
+    kind = serializers.CharField(help_text="summary or merge")
+    replacement_id = serializers.IntegerField(
+        allow_null=True, help_text="The memory that stands for them now."
+    )
+    count = serializers.IntegerField()
+    original_bytes = serializers.IntegerField()
+    stored_bytes = serializers.IntegerField()
+    job_id = serializers.UUIDField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    restored_at = serializers.DateTimeField(allow_null=True)
+
+
+class MemoryArchivePageSerializer(serializers.Serializer):
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = MemoryArchiveSerializer(many=True)
 
 
 class SearchResponseSerializer(serializers.Serializer):

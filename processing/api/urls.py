@@ -14,4 +14,10 @@ urlpatterns = [
     *both("memories/", views.MemoryListApi.as_view(), name="memories"),
     *both("memories/search", views.MemorySearchApi.as_view(), name="memory-search"),
     *both("memories/<str:memory_id>/", views.MemoryDetailApi.as_view(), name="memory"),
+    *both("memory-archives/", views.MemoryArchiveListApi.as_view(), name="memory-archives"),
+    *both(
+        "memory-archives/<str:archive_id>/restore/",
+        views.MemoryArchiveRestoreApi.as_view(),
+        name="memory-archive-restore",
+    ),
 ]

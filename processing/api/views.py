@@ -11,12 +11,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.base import NewestFirst
+from jobs.api.serializers import JobSerializer
+from jobs.auth import actor_for, live_principal
 from processing import access, search, selectors, services
 from processing.api.filters import MemoryFilter
 from processing.api.serializers import (
     CollectionPageSerializer,
     CollectionSerializer,
     CollectionWriteSerializer,
+    MemoryArchivePageSerializer,
+    MemoryArchiveSerializer,
     MemoryPageSerializer,
     MemorySerializer,
     MemoryUpdateSerializer,
@@ -87,11 +91,21 @@ class CollectionDetailApi(APIView):
         collection.memory_count = collection.memories.count()
         return Response(CollectionSerializer(collection).data)
 
-    @extend_schema(operation_id="collections_delete", parameters=[COLLECTION_ID], responses=None)
+    @extend_schema(
+        operation_id="collections_delete",
+        parameters=[COLLECTION_ID],
+        responses={204: None, 202: JobSerializer},
+        description="A collection of up to JOBSITE_COLLECTION_DELETE_INLINE memories (1,000) "
+        "is deleted at once: 204. A larger one is gone for you at once, and a batch_operation "
+        "job deletes its memories in chunks, then the collection: 202 with the job.",
+    )
     def delete(self, request: Request, collection_id: str) -> Response:
         collection = selectors.collection_get(owner=request.user, collection_id=collection_id)
-        services.collection_delete(collection)
-        return Response(status=204)
+        job = services.collection_delete(collection, actor=actor_for(request))
+        if job is None:
+            return Response(status=204)
+        data = JobSerializer(job, context={"viewer": live_principal(request)}).data
+        return Response(data, status=202, headers={"Location": f"/api/v1/jobs/{job.pk}/"})
 
 
 class MemoryListApi(APIView):
@@ -183,4 +197,43 @@ def _hit(hit: search.Hit) -> dict:
         "collection_id": str(memory.collection_id),
         "job_id": str(memory.job_id) if memory.job_id else None,
         "tags": memory.tags,
+        "consolidated": (memory.metadata or {}).get("consolidated"),
     }
+
+
+class MemoryArchiveListApi(APIView):
+    @extend_schema(
+        operation_id="memory_archives_list",
+        parameters=[
+            OpenApiParameter("collection_id", OpenApiTypes.UUID),
+            OpenApiParameter("cursor", OpenApiTypes.STR),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1-500, default 50"),
+        ],
+        responses=MemoryArchivePageSerializer,
+        description="What consolidation archived in your collections: the originals of "
+        "summaries and the duplicates merged into one memory.",
+    )
+    def get(self, request: Request) -> Response:
+        archives = selectors.archive_list(
+            owner=request.user, collection_id=request.query_params.get("collection_id")
+        )
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(archives, request, view=self)
+        return paginator.get_paginated_response(MemoryArchiveSerializer(page, many=True).data)
+
+
+class MemoryArchiveRestoreApi(APIView):
+    @extend_schema(
+        operation_id="memory_archives_restore",
+        parameters=[OpenApiParameter("archive_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        request=None,
+        responses=MemoryArchiveSerializer,
+        description="Put the archived memories back under their ids, and remove the summary "
+        "that stood for them (or the references of the duplicate that was kept). 409 when "
+        "restored already, or when their places are taken by newer memories.",
+    )
+    def post(self, request: Request, archive_id: str) -> Response:
+        archive = selectors.archive_get(owner=request.user, archive_id=archive_id)
+        services.memory_archive_restore(archive)
+        archive.refresh_from_db()
+        return Response(MemoryArchiveSerializer(archive).data)

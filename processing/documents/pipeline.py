@@ -22,7 +22,7 @@ from jobs.api.base import InvalidInput, JobError
 from jobs.queues import Queue
 from jobs.registry import register
 from jobs.runtime import Progress
-from processing import chunking, services
+from processing import chunking, selectors, services
 from processing.documents.base import Document, Limits
 from processing.inputs import file_sha256, input_file
 from processing.models import Collection
@@ -63,7 +63,7 @@ def check(owner: Any, params: dict[str, Any], has_file: bool) -> None:
             if not has_file
             else {"file_url": ["not with an uploaded file"]},
         )
-    if not Collection.objects.filter(pk=params["collection_id"], owner=owner).exists():
+    if not selectors.collection_list(owner=owner).filter(pk=params["collection_id"]).exists():
         raise InvalidInput(
             f"Collection {params['collection_id']} not found",
             details={"collection_id": ["no such collection of yours"]},
@@ -124,7 +124,7 @@ def process_document(params: DocumentParams, progress: Progress) -> dict[str, An
 
 def collection_for(collection_id: uuid.UUID) -> Collection:
     """The job's collection, checked at create and gone since only if it was deleted."""
-    collection = Collection.objects.filter(pk=collection_id).first()
+    collection = Collection.objects.filter(pk=collection_id, deleting_since__isnull=True).first()
     if collection is None:
         raise JobError("The collection was deleted before the job ran", code="collection_gone")
     return collection

@@ -26,8 +26,8 @@ from jobs.api.base import InvalidInput
 from jobs.queues import Queue
 from jobs.registry import register
 from jobs.runtime import Progress
+from processing import selectors
 from processing.documents.base import Document, Limits
-from processing.models import Collection
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,application/pdf;q=0.8,*/*;q=0.5"
@@ -66,7 +66,7 @@ def check(owner: Any, params: dict[str, Any], has_file: bool) -> None:
         outbound.check_url(params["url"], allow_hosts=outbound.allowed_hosts_from_settings())
     except outbound.FetchError as exc:
         raise InvalidInput(exc.message, details={"url": [exc.message]}) from None
-    if not Collection.objects.filter(pk=params["collection_id"], owner=owner).exists():
+    if not selectors.collection_list(owner=owner).filter(pk=params["collection_id"]).exists():
         raise InvalidInput(
             f"Collection {params['collection_id']} not found",
             details={"collection_id": ["no such collection of yours"]},
