@@ -11,6 +11,7 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from jobs import (
+            schedules,  # noqa: F401  (registers the purge job type)
             signals,  # noqa: F401  (connects the Celery signal handlers)
             taskbackend,  # noqa: F401  (finds Django tasks by their module path)
         )

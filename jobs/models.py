@@ -234,6 +234,42 @@ class Job(models.Model):
         return round((end - self.started_at).total_seconds(), 3)
 
 
+class JobArchive(models.Model):
+    """What stays of a job once the purge deletes its record (its events, upload and
+    webhook deliveries go with it): who asked for what, how it ended, and what it
+    produced. ``GET /jobs/{id}`` answers with it, marked archived, for the job's owner.
+    Kept for ``JOBSITE_JOB_ARCHIVE_DAYS`` (0: for good)."""
+
+    id = models.UUIDField(primary_key=True, help_text="The job's id.")
+    type = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+    )
+    status = models.CharField(max_length=16, choices=JobStatus.choices)
+    result = models.JSONField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner", "-completed_at"], name="jobarchive_owner"),
+            models.Index(fields=["archived_at"], name="jobarchive_archived"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status}, archived)"
+
+
 class JobEvent(models.Model):
     """Append-only: every transition and notable step, who caused it and why."""
 

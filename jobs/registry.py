@@ -111,8 +111,10 @@ def register(
     memory_limit_mb: int | None = None,
     description: str = "",
     example: dict[str, Any] | None = None,
+    public: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a pipeline ``func(params, progress) -> result`` as a public job type
+    """Register a pipeline ``func(params, progress) -> result`` as a job type, public
+    (creatable through the API) unless ``public=False``
     (``memory_limit_mb=None``: ``JOBSITE_JOB_MEMORY_LIMIT_MB``)."""
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -135,6 +137,7 @@ def register(
                 ),
                 description=description or first_line(func.__doc__),
                 example=example or {},
+                public=public,
             )
         )
         return func

@@ -16,7 +16,7 @@ from jobs import broker
 from jobs.auth import InvalidApiKey, api_key_for, failure_guard, live_token_holder
 from jobs.broker import bounded, queue_depths
 from jobs.errors import NotFound
-from jobs.models import TERMINAL_STATUSES, Batch, Delivery, Job, JobEvent, JobStatus
+from jobs.models import TERMINAL_STATUSES, Batch, Delivery, Job, JobArchive, JobEvent, JobStatus
 from jobs.queues import ALL_QUEUES
 from jobsite.celery import app
 
@@ -95,6 +95,18 @@ class _CompiledLookup:
 def job_get(*, owner: Any, job_id: Any) -> Job:
     """The caller's job, or NotFound: another owner's job does not exist for them."""
     return _job(job_id, owner=owner)
+
+
+def job_archive_get(*, owner: Any, job_id: Any) -> JobArchive:
+    """What stays of the caller's purged job, or NotFound (another owner's, or none)."""
+    try:
+        pk = uuid.UUID(str(job_id))
+    except ValueError:
+        raise NotFound("Job not found") from None
+    found = JobArchive.objects.filter(pk=pk, owner=owner).first() if owner is not None else None
+    if found is None:
+        raise NotFound("Job not found")
+    return found
 
 
 def task_job_get(*, job_type: str, job_id: Any) -> Job:

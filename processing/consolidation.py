@@ -120,7 +120,13 @@ def _given(value: Any, default: Any) -> Any:
 
 
 def check(owner: Any, params: dict[str, Any], has_file: bool) -> None:
-    if not selectors.collection_list(owner=owner).filter(pk=params["collection_id"]).exists():
+    """The caller's collection; any live one for the system's schedule (no owner)."""
+    live = (
+        Collection.objects.filter(deleting_since__isnull=True)
+        if owner is None
+        else selectors.collection_list(owner=owner)
+    )
+    if not live.filter(pk=params["collection_id"]).exists():
         from jobs.api.base import InvalidInput
 
         raise InvalidInput(
@@ -192,6 +198,28 @@ def totals(collection: Collection) -> dict[str, int]:
 def archive_bytes(collection: Collection) -> int:
     found = MemoryArchive.objects.filter(collection=collection, restored_at__isnull=True)
     return found.aggregate(total=Sum("stored_bytes"))["total"] or 0
+
+
+def start_scheduled() -> int:
+    """The daily schedule: a system-owned consolidation job for every live collection that
+    holds memories old enough to summarise or any new since its last run (duplicates), not
+    twice for one collection. How many were started."""
+    from jobs import schedules
+
+    cutoff = timezone.now() - timedelta(days=settings.JOBSITE_CONSOLIDATION_AGE_DAYS)
+    since = timezone.now() - timedelta(days=1)
+    with_work = (
+        Memory.objects.filter(collection__deleting_since__isnull=True)
+        .filter(Q(created_at__lt=cutoff) | Q(created_at__gte=since))
+        .values_list("collection_id", flat=True)
+        .distinct()
+    )
+    started = 0
+    for collection_id in with_work:
+        params = {"collection_id": str(collection_id)}
+        if schedules.start("memory_consolidation", params, same=params):
+            started += 1
+    return started
 
 
 # --- duplicates -------------------------------------------------------------------------

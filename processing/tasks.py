@@ -10,3 +10,11 @@ from processing import access
 @shared_task(name="processing.flush_memory_access", ignore_result=True)
 def flush_memory_access() -> int:
     return access.flush()
+
+
+@shared_task(name="processing.schedule_consolidation", ignore_result=True)
+def schedule_consolidation() -> int:
+    """A consolidation job for each collection with anything to consolidate."""
+    from processing import consolidation
+
+    return consolidation.start_scheduled()

@@ -10,6 +10,8 @@ def test_registered_task_names():
         "jobs.run",
         "jobs.maintenance.sweep",
         "jobs.maintenance.purge",
+        "jobs.schedule.purge",
+        "processing.schedule_consolidation",
         "jobs.webhooks.deliver",
         "processing.flush_memory_access",
     }

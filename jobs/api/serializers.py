@@ -109,6 +109,35 @@ class JobErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class ArchivedJobSerializer(serializers.Serializer):
+    """A purged job's outcome: what ``GET /jobs/{id}`` answers once the purge has deleted
+    the job's record (``archived`` is true; events, params and upload are gone)."""
+
+    job_id = serializers.UUIDField(source="id")
+    id = serializers.UUIDField()
+    type = serializers.CharField()
+    status = serializers.CharField()
+    result = serializers.JSONField(allow_null=True)
+    error = serializers.SerializerMethodField()
+    error_message = serializers.SerializerMethodField()
+    attempts = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    archived = serializers.SerializerMethodField()
+    archived_at = serializers.DateTimeField()
+
+    def get_error(self, job: Any) -> dict[str, str] | None:
+        return error_fields(job.status, job.error_code, job.error_message).get("error")
+
+    def get_error_message(self, job: Any) -> str | None:
+        error = self.get_error(job)
+        return error["message"] if error else None
+
+    def get_archived(self, job: Any) -> bool:
+        return True
+
+
 class JobSerializer(serializers.ModelSerializer):
     # Fields left out (JobSummarySerializer): never read from the row.
     omits: tuple[str, ...] = ()

@@ -18,10 +18,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import registry, selectors, services
+from jobs.api.base import NotFound
 from jobs.api.errors import error_response
 from jobs.api.filters import JobFilter, NewestFirst, OldestFirst
 from jobs.api.serializers import (
     SUMMARY_DEFERS,
+    ArchivedJobSerializer,
     JobActionSerializer,
     JobCreateSerializer,
     JobEventPageSerializer,
@@ -138,9 +140,21 @@ def created_headers(job: Any, created: bool) -> dict[str, str]:
 
 
 class JobDetailApi(APIView):
-    @extend_schema(operation_id="jobs_retrieve", parameters=[JOB_ID], responses=JobSerializer)
+    @extend_schema(
+        operation_id="jobs_retrieve",
+        parameters=[JOB_ID],
+        responses=JobSerializer,
+        description="A job whose record the purge deleted (JOBSITE_RETENTION_DAYS after it "
+        "ended) answers with its archived outcome instead: id, type, status, result, "
+        "error, attempts, times, and `archived: true`.",
+    )
     def get(self, request: Request, job_id: str) -> Response:
-        return _job_response(request, selectors.job_get(owner=request.user, job_id=job_id))
+        try:
+            job = selectors.job_get(owner=request.user, job_id=job_id)
+        except NotFound:
+            archived = selectors.job_archive_get(owner=request.user, job_id=job_id)
+            return Response(ArchivedJobSerializer(archived).data)
+        return _job_response(request, job)
 
 
 class JobCancelApi(APIView):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from jobs import maintenance, publish
-from jobs.models import Batch, Delivery, Job, JobEvent, JobStatus
+from jobs.models import Batch, Delivery, DeliveryAttempt, Job, JobArchive, JobEvent, JobStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -108,24 +109,67 @@ def test_cancel_ignored_past_grace_is_terminated(user, monkeypatch):
     assert revoked == [("t1", {"terminate": True, "signal": "SIGKILL"})]
 
 
-def test_purge_deletes_only_old_finished_jobs_in_batches(user, monkeypatch):
-    monkeypatch.setattr(maintenance, "BATCH", 2)
+def test_purge_deletes_old_finished_jobs_in_batches_and_keeps_their_outcomes(user, monkeypatch):
+    monkeypatch.setattr(maintenance, "PURGE_BATCH", 2)
     old = timezone.now() - timedelta(days=31)
     gone = [
-        make(user, status=s, completed_at=old)
-        for s in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+        make(user, status=s, completed_at=old, result={"n": i}, attempts=1)
+        for i, s in enumerate((JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED))
     ]
+    Job.objects.filter(pk=gone[1].pk).update(error_code="bad_input", error_message="No.")
     for job in gone:
         JobEvent.objects.create(job=job, actor="t")
+    delivery = Delivery.objects.create(
+        job=gone[0],
+        job_completed_at=old,
+        message_id="msg_1",
+        event_type="job.completed",
+        url="https://hooks.example.com/",
+        give_up_at=old,
+    )
+    DeliveryAttempt.objects.create(delivery=delivery, attempt=1, status_code=200)
     kept = [
         make(user, status=JobStatus.COMPLETED, completed_at=timezone.now() - timedelta(days=29)),
         make(user, status=JobStatus.RUNNING, created_at=old),
         make(user, status=JobStatus.PENDING, created_at=old),
     ]
-    assert maintenance.purge() == {"deleted": 3, "batches_deleted": 0}
+    counts: list[int] = []
+    assert maintenance.purge(progress=counts.append) == {
+        "deleted": 3,
+        "batches_deleted": 0,
+        "archives_deleted": 0,
+    }
+    assert counts == [2, 3]  # two batches
     assert set(Job.objects.values_list("pk", flat=True)) == {j.pk for j in kept}
     assert not JobEvent.objects.filter(job_id__in=[j.pk for j in gone]).exists()
-    assert maintenance.purge() == {"deleted": 0, "batches_deleted": 0}  # twice is harmless
+    assert not Delivery.objects.exists() and not DeliveryAttempt.objects.exists()
+    archived = {a.pk: a for a in JobArchive.objects.all()}
+    assert set(archived) == {j.pk for j in gone}
+    failed = archived[gone[1].pk]
+    assert (failed.status, failed.error_code, failed.error_message) == (
+        "failed",
+        "bad_input",
+        "No.",
+    )
+    assert archived[gone[0].pk].result == {"n": 0} and archived[gone[0].pk].owner == user
+    assert maintenance.purge()["deleted"] == 0  # twice is harmless
+
+
+def test_archived_outcomes_are_kept_for_their_own_retention(user, settings):
+    now = timezone.now()
+    for days in (10, 100):
+        JobArchive.objects.create(
+            id=uuid.uuid4(),
+            type="echo",
+            owner=user,
+            status="completed",
+            created_at=now,
+            archived_at=now - timedelta(days=days),
+        )
+    assert maintenance.purge()["archives_deleted"] == 0  # the default keeps them
+    settings.JOBSITE_JOB_ARCHIVE_DAYS = 30
+    assert maintenance.purge()["archives_deleted"] == 1
+    assert JobArchive.objects.count() == 1
 
 
 def test_purge_deletes_an_old_batch_once_its_jobs_are_gone(user):
@@ -142,7 +186,7 @@ def test_purge_deletes_an_old_batch_once_its_jobs_are_gone(user):
     )
     recent = Batch.objects.create(owner=user, total=1, completed_at=old)
     make(user, status=JobStatus.COMPLETED, completed_at=timezone.now(), batch=recent)
-    assert maintenance.purge() == {"deleted": 1, "batches_deleted": 1}
+    assert maintenance.purge() == {"deleted": 1, "batches_deleted": 1, "archives_deleted": 0}
     assert list(Batch.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not Delivery.objects.exists()
 
