@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from jobs import maintenance, publish
 from jobs.models import Batch, Delivery, DeliveryAttempt, Job, JobArchive, JobEvent, JobStatus
+from processing import services
+from processing.models import Memory
 
 pytestmark = pytest.mark.django_db
 
@@ -133,6 +135,10 @@ def test_purge_deletes_old_finished_jobs_in_batches_and_keeps_their_outcomes(use
         make(user, status=JobStatus.RUNNING, created_at=old),
         make(user, status=JobStatus.PENDING, created_at=old),
     ]
+    collection = services.collection_create(owner=user, name="made")
+    made = Memory.objects.create(
+        collection=collection, job_id=gone[0].pk, source="a", text="t", content_hash="h"
+    )
     counts: list[int] = []
     assert maintenance.purge(progress=counts.append) == {
         "deleted": 3,
@@ -152,6 +158,7 @@ def test_purge_deletes_old_finished_jobs_in_batches_and_keeps_their_outcomes(use
         "No.",
     )
     assert archived[gone[0].pk].result == {"n": 0} and archived[gone[0].pk].owner == user
+    assert Memory.objects.get(pk=made.pk).job_id == gone[0].pk  # what it produced stays
     assert maintenance.purge()["deleted"] == 0  # twice is harmless
 
 
