@@ -11,7 +11,7 @@ help: ## List the targets
 
 install: $(STAMP) ## Create .venv and install the project with its dev extras
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	@# Tesseract OCRs scanned PDF pages; installed where we may (root with apt), else skipped.
 	@command -v tesseract >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& (apt-get install -y -q tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu >/dev/null \
@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# The Python client (client/): its tests run against a live server.
+	$(PY) -m pip install --quiet -e ./client
 	touch $(STAMP)
 
 run: install ## Run web, worker, beat, Flower, Valkey (PORT=8000), restarting what dies; Ctrl-C stops all
