@@ -171,8 +171,9 @@ def terminate_ignored_cancels() -> int:
     return count
 
 
-# Jobs per purge transaction: each holds its rows' locks for a few milliseconds.
-PURGE_BATCH = 2_000
+# Jobs per purge transaction: on PostgreSQL one statement that holds their rows' locks
+# for about a tenth of a second.
+PURGE_BATCH = 5_000
 ARCHIVED_FIELDS = (
     "id", "type", "owner_id", "status", "result", "error_code", "error_message", "attempts",
     "created_at", "started_at", "completed_at", "input_file",
@@ -187,34 +188,22 @@ def purge(
     ``JobArchive``; then archives past ``JOBSITE_JOB_ARCHIVE_DAYS``. What the jobs produced
     (memories) is not theirs to delete.
 
-    In transactions of ``PURGE_BATCH`` jobs that lock only those rows (rows another
-    transaction holds, a job being restarted, are skipped and taken next time), so the
-    API keeps answering while millions go. ``progress`` gets the count after each."""
+    In transactions of a few thousand jobs that lock only those rows (on PostgreSQL, rows
+    another transaction holds, a job being restarted, are skipped and taken next time),
+    so the API keeps answering while millions go. ``progress`` gets the count after each."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.JOBSITE_RETENTION_DAYS)
     started = time.monotonic()
     deleted = 0
     files: list[str] = []
+    purge_batch = _purge_batch_sql if connection.vendor == "postgresql" else _purge_batch_orm
     while time.monotonic() - started < time_budget:
         with transaction.atomic():
-            ended = Job.objects.filter(status__in=TERMINAL_STATUSES, completed_at__lt=cutoff)
-            if connection.vendor == "postgresql":
-                ended = ended.select_for_update(skip_locked=True)
-            rows = list(ended.order_by("completed_at").values(*ARCHIVED_FIELDS)[:PURGE_BATCH])
-            if not rows:
-                break
-            JobArchive.objects.bulk_create(
-                [
-                    JobArchive(
-                        archived_at=now, **{k: v for k, v in row.items() if k != "input_file"}
-                    )
-                    for row in rows
-                ],
-                ignore_conflicts=True,
-            )
-            _delete_records([row["id"] for row in rows])
-        files += [row["input_file"] for row in rows if row["input_file"]]
-        deleted += len(rows)
+            removed = purge_batch(cutoff, now)
+        if not removed:
+            break
+        files += [name for name in removed if name]
+        deleted += len(removed)
         if progress is not None:
             progress(deleted)
     storage = Job._meta.get_field("input_file").storage
@@ -225,6 +214,70 @@ def purge(
         "batches_deleted": purge_batches(cutoff),
         "archives_deleted": purge_archives(now),
     }
+
+
+# PostgreSQL: one statement per batch. The archive rows are copied and every record
+# deleted inside the server (a job's result never travels to Python and back), children
+# first in the same statement: the foreign keys are checked at commit.
+PURGE_SQL = """
+WITH doomed AS (
+    SELECT id FROM {job} WHERE status = ANY(%(ended)s) AND completed_at < %(cutoff)s
+    ORDER BY completed_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), archived AS (
+    INSERT INTO {archive} (id, type, owner_id, status, result, error_code, error_message,
+        attempts, created_at, started_at, completed_at, archived_at)
+    SELECT id, type, owner_id, status, result, error_code, error_message, attempts,
+        created_at, started_at, completed_at, %(now)s
+    FROM {job} WHERE id IN (SELECT id FROM doomed)
+    ON CONFLICT (id) DO NOTHING
+), attempts AS (
+    DELETE FROM {attempt} WHERE delivery_id IN (
+        SELECT id FROM {delivery} WHERE job_id IN (SELECT id FROM doomed))
+), deliveries AS (
+    DELETE FROM {delivery} WHERE job_id IN (SELECT id FROM doomed)
+), events AS (
+    DELETE FROM {event} WHERE job_id IN (SELECT id FROM doomed)
+)
+DELETE FROM {job} WHERE id IN (SELECT id FROM doomed) RETURNING input_file
+"""
+
+def _purge_batch_sql(cutoff: Any, now: Any) -> list[str]:
+    """One batch on PostgreSQL: the uploads of the jobs it deleted ("" for none)."""
+    tables = {
+        "job": Job._meta.db_table,
+        "archive": JobArchive._meta.db_table,
+        "attempt": DeliveryAttempt._meta.db_table,
+        "delivery": Delivery._meta.db_table,
+        "event": JobEvent._meta.db_table,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            PURGE_SQL.format(**tables),
+            {
+                "ended": list(TERMINAL_STATUSES),
+                "cutoff": cutoff,
+                "limit": PURGE_BATCH,
+                "now": now,
+            },
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _purge_batch_orm(cutoff: Any, now: Any) -> list[str]:
+    """One batch elsewhere (SQLite): read, archive, delete."""
+    ended = Job.objects.filter(status__in=TERMINAL_STATUSES, completed_at__lt=cutoff)
+    rows = list(ended.order_by("completed_at").values(*ARCHIVED_FIELDS)[:PURGE_BATCH])
+    if not rows:
+        return []
+    JobArchive.objects.bulk_create(
+        [
+            JobArchive(archived_at=now, **{k: v for k, v in row.items() if k != "input_file"})
+            for row in rows
+        ],
+        ignore_conflicts=True,
+    )
+    _delete_records([row["id"] for row in rows])
+    return [row["input_file"] for row in rows]
 
 
 def _delete_records(ids: list[Any]) -> None:
