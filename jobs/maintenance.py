@@ -241,6 +241,7 @@ WITH doomed AS (
 DELETE FROM {job} WHERE id IN (SELECT id FROM doomed) RETURNING input_file
 """
 
+
 def _purge_batch_sql(cutoff: Any, now: Any) -> list[str]:
     """One batch on PostgreSQL: the uploads of the jobs it deleted ("" for none)."""
     tables = {
