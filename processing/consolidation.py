@@ -26,7 +26,7 @@ import json
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -120,19 +120,7 @@ def _given(value: Any, default: Any) -> Any:
 
 
 def check(owner: Any, params: dict[str, Any], has_file: bool) -> None:
-    """The caller's collection; any live one for the system's schedule (no owner)."""
-    live = (
-        Collection.objects.filter(deleting_since__isnull=True)
-        if owner is None
-        else selectors.collection_list(owner=owner)
-    )
-    if not live.filter(pk=params["collection_id"]).exists():
-        from jobs.api.base import InvalidInput
-
-        raise InvalidInput(
-            f"Collection {params['collection_id']} not found",
-            details={"collection_id": ["no such collection of yours"]},
-        )
+    selectors.require_collection(owner, params["collection_id"])
 
 
 @register(
@@ -304,9 +292,19 @@ def duplicate_groups(
     return union.groups()
 
 
-def merge(collection: Collection, groups: list[list[int]], progress: Progress) -> int:
-    """Each group into its keeper; the others archived and deleted. How many went."""
-    removed = 0
+def in_transactions(
+    collection: Collection,
+    groups: list[list[int]],
+    write: Callable[[list[dict]], int],
+    progress: Progress,
+    span: tuple[float, float],
+    what: str,
+) -> int:
+    """Each group's rows (read whole, for the archive) handed to ``write``, a few hundred
+    groups per transaction, with progress over ``span`` and a cancel between them; the
+    sum of what ``write`` returns."""
+    done = 0
+    low, high = span
     for start in range(0, len(groups), WRITE_GROUPS):
         progress.check()
         part = groups[start : start + WRITE_GROUPS]
@@ -318,13 +316,21 @@ def merge(collection: Collection, groups: list[list[int]], progress: Progress) -
                 ).values(*ARCHIVED)
             }
             for ids in part:
-                members = [rows[i] for i in ids if i in rows]
-                removed += _merge_group(collection, members, progress.job_id)
+                done += write([rows[i] for i in ids if i in rows])
+        finished = min(start + len(part), len(groups))
         progress(
-            25 + 25 * min(1.0, (start + len(part)) / len(groups)),
-            f"merged {min(start + len(part), len(groups)):,} of {len(groups):,} groups",
+            low + (high - low) * finished / len(groups), f"{what} {finished:,} of {len(groups):,}"
         )
-    return removed
+    return done
+
+
+def merge(collection: Collection, groups: list[list[int]], progress: Progress) -> int:
+    """Each group into its keeper; the others archived and deleted. How many went."""
+
+    def write(members: list[dict]) -> int:
+        return _merge_group(collection, members, progress.job_id)
+
+    return in_transactions(collection, groups, write, progress, (25, 50), "merged groups:")
 
 
 def _merge_group(collection: Collection, members: list[dict], job_id: Any) -> int:
@@ -404,27 +410,14 @@ def summarise(
     collection: Collection, runs: list[list[int]], options: Options, progress: Progress
 ) -> int:
     """Each run into one summary memory; the originals archived. How many went."""
-    removed = 0
-    for start in range(0, len(runs), WRITE_GROUPS):
-        progress.check()
-        part = runs[start : start + WRITE_GROUPS]
-        with transaction.atomic():
-            rows = {
-                row["id"]: row
-                for row in Memory.objects.filter(
-                    collection=collection, id__in=[i for r in part for i in r]
-                ).values(*ARCHIVED)
-            }
-            for ids in part:
-                members = [rows[i] for i in ids if i in rows]
-                if len(members) > 1:
-                    _summarise_run(collection, members, options, progress.job_id)
-                    removed += len(members)
-        progress(
-            50 + 48 * min(1.0, (start + len(part)) / len(runs)),
-            f"summarised {min(start + len(part), len(runs)):,} of {len(runs):,} runs",
-        )
-    return removed
+
+    def write(members: list[dict]) -> int:
+        if len(members) < 2:  # the run changed since it was found
+            return 0
+        _summarise_run(collection, members, options, progress.job_id)
+        return len(members)
+
+    return in_transactions(collection, runs, write, progress, (50, 98), "summarised runs:")
 
 
 def _summarise_run(collection: Collection, members: list[dict], options: Options, job_id: Any):

@@ -167,13 +167,9 @@ def check(owner: Any, params: dict[str, Any], has_file: bool) -> None:
         "changes.collection_id": (params.get("changes") or {}).get("collection_id"),
     }
     for field, collection_id in named.items():
-        live = field != "filter.collection_id" or not params.get("delete_collection")
-        found = Collection.objects.filter(pk=collection_id, owner=owner)
-        if collection_id and not (found.filter(deleting_since__isnull=True) if live else found):
-            raise InvalidInput(
-                f"Collection {collection_id} not found",
-                details={field: ["no such collection of yours"]},
-            )
+        if collection_id:
+            deleting = field == "filter.collection_id" and bool(params.get("delete_collection"))
+            selectors.require_collection(owner, collection_id, field=field, deleting=deleting)
 
 
 @register(

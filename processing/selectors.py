@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from jobs.api.base import NotFound
+from jobs.api.base import InvalidInput, NotFound
 from processing import search
 from processing.models import Collection, Memory, MemoryArchive
 
@@ -33,6 +33,22 @@ def collection_get(*, owner: Any, collection_id: Any) -> Collection:
     if found is None:
         raise NotFound(f"Collection {collection_id} not found")
     return found
+
+
+def require_collection(
+    owner: Any, collection_id: Any, *, field: str = "collection_id", deleting: bool = False
+) -> None:
+    """At a job's create time: a collection the caller owns (any live one for the
+    system's own jobs, which have no owner), else a 400 naming ``field``. ``deleting``
+    also admits one whose delete was accepted (the job that deletes it)."""
+    found = Collection.objects.all() if owner is None else Collection.objects.filter(owner=owner)
+    if not deleting:
+        found = found.filter(deleting_since__isnull=True)
+    if not found.filter(pk=_uuid(collection_id)).exists():
+        raise InvalidInput(
+            f"Collection {collection_id} not found",
+            details={field: ["no such collection of yours"]},
+        )
 
 
 def memory_list(*, owner: Any) -> QuerySet[Memory]:

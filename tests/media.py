@@ -78,19 +78,7 @@ def encode(
             video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         audio = out.add_stream(audio_codec, rate=out_rate)
         audio.layout = "stereo"
-        resampler = av.AudioResampler(
-            format=audio.format.name,
-            layout="stereo",
-            rate=out_rate,
-            frame_size=audio.codec_context.frame_size or 1024,
-        )
-        source = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
-        source.sample_rate = rate
-        for frame in [*resampler.resample(source), *resampler.resample(None)]:
-            for packet in audio.encode(frame):
-                out.mux(packet)
-        for packet in audio.encode(None):
-            out.mux(packet)
+        _write_audio(out, audio, samples, rate)
         if video is not None:
             seconds = samples.size / rate
             for index in range(max(1, int(seconds * 5))):
@@ -139,14 +127,25 @@ def scenes_video(
         for packet in video.encode(None):
             out.mux(packet)
         if audio is not None and samples is not None:
-            resampler = av.AudioResampler(
-                format=audio.format.name, layout="mono", rate=44_100, frame_size=1024
-            )
-            source = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
-            source.sample_rate = rate
-            for frame in [*resampler.resample(source), *resampler.resample(None)]:
-                for packet in audio.encode(frame):
-                    out.mux(packet)
-            for packet in audio.encode(None):
-                out.mux(packet)
+            _write_audio(out, audio, samples, rate)
     return path
+
+
+def _write_audio(out, stream, samples: np.ndarray, rate: int) -> None:
+    """Mono float32 samples into an open container's audio stream, resampled to its
+    format, layout and frame size."""
+    import av
+
+    resampler = av.AudioResampler(
+        format=stream.format.name,
+        layout=stream.layout.name,
+        rate=stream.rate,
+        frame_size=stream.codec_context.frame_size or 1024,
+    )
+    source = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+    source.sample_rate = rate
+    for frame in [*resampler.resample(source), *resampler.resample(None)]:
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)

@@ -63,11 +63,7 @@ def check(owner: Any, params: dict[str, Any], has_file: bool) -> None:
             if not has_file
             else {"file_url": ["not with an uploaded file"]},
         )
-    if not selectors.collection_list(owner=owner).filter(pk=params["collection_id"]).exists():
-        raise InvalidInput(
-            f"Collection {params['collection_id']} not found",
-            details={"collection_id": ["no such collection of yours"]},
-        )
+    selectors.require_collection(owner, params["collection_id"])
 
 
 # An XML part parsed whole takes up to ~25 times its size (measured: 48 MB of empty

@@ -66,11 +66,7 @@ def check(owner: Any, params: dict[str, Any], has_file: bool) -> None:
         outbound.check_url(params["url"], allow_hosts=outbound.allowed_hosts_from_settings())
     except outbound.FetchError as exc:
         raise InvalidInput(exc.message, details={"url": [exc.message]}) from None
-    if not selectors.collection_list(owner=owner).filter(pk=params["collection_id"]).exists():
-        raise InvalidInput(
-            f"Collection {params['collection_id']} not found",
-            details={"collection_id": ["no such collection of yours"]},
-        )
+    selectors.require_collection(owner, params["collection_id"])
 
 
 @register(
