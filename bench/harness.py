@@ -11,7 +11,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from jobsite.ports import wait_for_port
@@ -258,6 +260,19 @@ class Setup:
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(self.var, ignore_errors=True)
+
+
+def wait_job(job_id: Any, poll: float = 0.005) -> dict[str, Any]:
+    """The job's row once it has ended (read straight from the database, so the API's
+    own load is not part of the wait); fails the benchmark unless it completed."""
+    from jobs.models import Job
+
+    while True:
+        job = Job.objects.filter(pk=job_id).values("id", "status", "result", "error_message").get()
+        if job["status"] in ("completed", "failed", "cancelled"):
+            assert job["status"] == "completed", job["error_message"]
+            return job
+        time.sleep(poll)
 
 
 def checkpoint() -> None:

@@ -29,24 +29,13 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.harness import Setup, machine, percentile
+from bench.harness import Setup, machine, percentile, wait_job
 from bench.media import normalise
 from tests.corpus import require_corpus
 
 VIDEO = "video/austen-scenes.mp4"
 SMALL_PDF = "pdf/minimal-document.pdf"
 TARGET_S = 10.0
-
-
-def wait_done(job_id: str, poll: float = 0.005) -> dict[str, Any]:
-    from jobs.models import Job
-
-    while True:
-        job = Job.objects.filter(pk=job_id).values("id", "status", "result", "error_message").get()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            assert job["status"] == "completed", job["error_message"]
-            return job
-        time.sleep(poll)
 
 
 def submit_file(client: httpx.Client, job_type: str, path: Path, collection: str, **params: Any):
@@ -68,7 +57,7 @@ def timed_file(client: httpx.Client, job_type: str, path: Path, collection: str,
     started = time.perf_counter()
     # A media job takes seconds: polled at 50 ms, so the polling does not load the machine.
     poll = 0.05 if job_type == "media_analysis" else 0.005
-    job = wait_done(submit_file(client, job_type, path, collection, **params), poll)
+    job = wait_job(submit_file(client, job_type, path, collection, **params), poll)
     return time.perf_counter() - started, job
 
 
@@ -76,7 +65,7 @@ def timed_echo(client: httpx.Client) -> float:
     started = time.perf_counter()
     response = client.post("/api/v1/jobs/", json={"type": "echo", "params": {"payload": 1}})
     response.raise_for_status()
-    wait_done(response.json()["job_id"])
+    wait_job(response.json()["job_id"])
     return time.perf_counter() - started
 
 
@@ -143,7 +132,7 @@ def run(runs: int, probes: int, nice: int) -> dict[str, Any]:
             # Warm: each media worker loads the model once (its first job), the others once.
             warm = [submit_file(client, "media_analysis", video, collection) for _ in (1, 2)]
             for job_id in warm:
-                wait_done(job_id)
+                wait_job(job_id)
             timed_echo(client)
 
             alone = [timed_file(client, "media_analysis", video, collection) for _ in range(runs)]
@@ -180,7 +169,7 @@ def run(runs: int, probes: int, nice: int) -> dict[str, Any]:
             ]
             still_running = _running(busy)
             for job_id in busy:
-                wait_done(job_id)
+                wait_job(job_id)
         return {
             "machine": machine(),
             "alone": [round(t, 2) for t, _ in alone],

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.harness import Setup, checkpoint, machine
+from bench.harness import Setup, checkpoint, machine, wait_job
 
 TARGET_S = 10.0
 FILL = """
@@ -91,32 +91,14 @@ def fill(collection_id: Any, count: int) -> float:
     return time.perf_counter() - started
 
 
-def timed_job(client: httpx.Client, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-    from jobs.models import Job
-
+def timed_job(
+    client: httpx.Client, job_type: str, params: dict[str, Any]
+) -> tuple[float, dict[str, Any]]:
+    """POST to completed: the seconds, and the job's result."""
     started = time.perf_counter()
-    response = client.post("/api/v1/jobs/", json={"type": "batch_operation", "params": params})
+    response = client.post("/api/v1/jobs/", json={"type": job_type, "params": params})
     response.raise_for_status()
-    job_id = response.json()["job_id"]
-    while True:
-        job = Job.objects.filter(pk=job_id).values("status", "result", "error_message").get()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            break
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - started
-    assert job["status"] == "completed", job["error_message"]
-    return elapsed, job["result"]
-
-
-def _wait(job_id: str, started: float) -> tuple[float, dict[str, Any]]:
-    from jobs.models import Job
-
-    while True:
-        job = Job.objects.filter(pk=job_id).values("status", "result", "error_message").get()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            break
-        time.sleep(0.05)
-    assert job["status"] == "completed", job["error_message"]
+    job = wait_job(response.json()["job_id"], poll=0.02)
     return time.perf_counter() - started, job["result"]
 
 
@@ -163,7 +145,7 @@ def run(count: int, chunk: int, consolidate: bool = True) -> dict[str, Any]:
                 "changes": {"remove_tags": ["draft"], "add_tags": ["reviewed"]},
                 "chunk_size": chunk,
             }
-            out["update job s"], result = timed_job(client, params)
+            out["update job s"], result = timed_job(client, "batch_operation", params)
             assert result["changed"] == count, result
             out["update chunks"] = result["chunks"]
             out["update floor s"] = timed_sql(
@@ -181,7 +163,7 @@ def run(count: int, chunk: int, consolidate: bool = True) -> dict[str, Any]:
             out["search after update s"] = time.perf_counter() - started
             checkpoint()
             params = {"operation": "delete", "filter": {"collection_id": cid}, "chunk_size": chunk}
-            out["delete job s"], result = timed_job(client, params)
+            out["delete job s"], result = timed_job(client, "batch_operation", params)
             assert result["changed"] == count, result
             out["delete floor s"] = timed_sql(
                 "DELETE FROM processing_memory WHERE collection_id = %s", [fid]
@@ -193,18 +175,12 @@ def run(count: int, chunk: int, consolidate: bool = True) -> dict[str, Any]:
             consolidated = services.collection_create(owner=owner, name="consolidate")
             out["consolidation fill"] = fill_for_consolidation(consolidated.pk, count)
             params = {"collection_id": str(consolidated.pk)}
-            started = time.perf_counter()
-            response = client.post(
-                "/api/v1/jobs/", json={"type": "memory_consolidation", "params": params}
+            out["consolidation s"], out["consolidation"] = timed_job(
+                client, "memory_consolidation", params
             )
-            response.raise_for_status()
-            out["consolidation s"], out["consolidation"] = _wait(response.json()["job_id"], started)
-            started = time.perf_counter()
-            response = client.post(
-                "/api/v1/jobs/", json={"type": "memory_consolidation", "params": params}
+            out["second run s"], out["second run"] = timed_job(
+                client, "memory_consolidation", params
             )
-            response.raise_for_status()
-            out["second run s"], out["second run"] = _wait(response.json()["job_id"], started)
         return out
     finally:
         setup.stop()

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from bench import load, report
-from bench.harness import Setup, checkpoint, free_port, machine
+from bench.harness import Setup, checkpoint, free_port, machine, wait_job
 
 FILL_JOBS = """
 INSERT INTO jobs_job (
@@ -103,14 +103,9 @@ def run(jobs: int, rate: int, seconds: float) -> dict[str, Any]:
         job = schedules.start("purge", {})
         assert job is not None
         loader.start()
-        while True:
-            status, result = Job.objects.filter(pk=job.pk).values_list("status", "result").get()
-            if status in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.1)
+        result = wait_job(job.pk, poll=0.1)["result"]
         out["purge s"] = round(time.monotonic() - started, 1)
         loader.join()
-        assert status == "completed", result
         out["during"] = during
         out["result"] = result
         out["archived"] = JobArchive.objects.count()

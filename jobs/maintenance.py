@@ -174,9 +174,10 @@ def terminate_ignored_cancels() -> int:
 # Jobs per purge transaction: on PostgreSQL one statement that holds their rows' locks
 # for about a tenth of a second.
 PURGE_BATCH = 5_000
+# What a purged job's ``JobArchive`` keeps (besides when it was archived).
 ARCHIVED_FIELDS = (
     "id", "type", "owner_id", "status", "result", "error_code", "error_message", "attempts",
-    "created_at", "started_at", "completed_at", "input_file",
+    "created_at", "started_at", "completed_at",
 )  # fmt: skip
 
 
@@ -224,11 +225,8 @@ WITH doomed AS (
     SELECT id FROM {job} WHERE status = ANY(%(ended)s) AND completed_at < %(cutoff)s
     ORDER BY completed_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ), archived AS (
-    INSERT INTO {archive} (id, type, owner_id, status, result, error_code, error_message,
-        attempts, created_at, started_at, completed_at, archived_at)
-    SELECT id, type, owner_id, status, result, error_code, error_message, attempts,
-        created_at, started_at, completed_at, %(now)s
-    FROM {job} WHERE id IN (SELECT id FROM doomed)
+    INSERT INTO {archive} ({columns}, archived_at)
+    SELECT {columns}, %(now)s FROM {job} WHERE id IN (SELECT id FROM doomed)
     ON CONFLICT (id) DO NOTHING
 ), attempts AS (
     DELETE FROM {attempt} WHERE delivery_id IN (
@@ -253,7 +251,7 @@ def _purge_batch_sql(cutoff: Any, now: Any) -> list[str]:
     }
     with connection.cursor() as cursor:
         cursor.execute(
-            PURGE_SQL.format(**tables),
+            PURGE_SQL.format(**tables, columns=", ".join(ARCHIVED_FIELDS)),
             {
                 "ended": list(TERMINAL_STATUSES),
                 "cutoff": cutoff,
@@ -267,18 +265,15 @@ def _purge_batch_sql(cutoff: Any, now: Any) -> list[str]:
 def _purge_batch_orm(cutoff: Any, now: Any) -> list[str]:
     """One batch elsewhere (SQLite): read, archive, delete."""
     ended = Job.objects.filter(status__in=TERMINAL_STATUSES, completed_at__lt=cutoff)
-    rows = list(ended.order_by("completed_at").values(*ARCHIVED_FIELDS)[:PURGE_BATCH])
+    rows = list(ended.order_by("completed_at").values(*ARCHIVED_FIELDS, "input_file")[:PURGE_BATCH])
     if not rows:
         return []
+    files = [row.pop("input_file") for row in rows]
     JobArchive.objects.bulk_create(
-        [
-            JobArchive(archived_at=now, **{k: v for k, v in row.items() if k != "input_file"})
-            for row in rows
-        ],
-        ignore_conflicts=True,
+        [JobArchive(archived_at=now, **row) for row in rows], ignore_conflicts=True
     )
     _delete_records([row["id"] for row in rows])
-    return [row["input_file"] for row in rows]
+    return files
 
 
 def _delete_records(ids: list[Any]) -> None:

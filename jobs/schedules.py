@@ -15,13 +15,11 @@ from typing import Any
 from django.db import transaction
 
 from jobs import maintenance, services
-from jobs.models import Job, JobStatus
+from jobs.models import TERMINAL_STATUSES, Job
 from jobs.queues import Queue
 from jobs.registry import register
 from jobs.runtime import Progress
 
-# A scheduled job of these statuses is still going: the next tick leaves it be.
-GOING = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.RETRYING)
 ACTOR = "system:beat"
 
 
@@ -31,7 +29,7 @@ def start(
     """A system-owned job of ``job_type``, unless one (with the ``same`` params, if
     given) is still going; None then."""
     with transaction.atomic():
-        going = Job.objects.filter(owner=None, type=job_type, status__in=GOING)
+        going = Job.objects.filter(owner=None, type=job_type).exclude(status__in=TERMINAL_STATUSES)
         for name, value in (same or {}).items():
             going = going.filter(**{f"params__{name}": value})
         if going.exists():
@@ -47,8 +45,7 @@ def purge(params: dict[str, Any], progress: Progress) -> dict[str, int]:
     """Delete the records of jobs past their retention, keeping their outcomes."""
     progress(0, "purging")
 
-    def report(done: int) -> None:
-        progress.check()
+    def report(done: int) -> None:  # a cancel stops it between batches
         progress(50, f"{done:,} job records purged")
 
     return maintenance.purge(progress=report)

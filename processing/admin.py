@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 
 from jobs.admin import TextSafeAdmin
 from jobs.api.base import InvalidInput, check_json
+from jobs.errors import JobsiteError
 from processing import services
 from processing.models import Collection, Memory, MemoryArchive
 
@@ -127,7 +128,7 @@ class MemoryArchiveAdmin(TextSafeAdmin):
         for archive in queryset:
             try:
                 count = services.memory_archive_restore(archive)
-            except Exception as exc:  # a Conflict says why, per archive
+            except JobsiteError as exc:  # a Conflict says why, per archive
                 self.message_user(request, f"Archive {archive.pk}: {exc}", messages.ERROR)
             else:
                 self.message_user(request, f"Archive {archive.pk}: {count} memories restored")

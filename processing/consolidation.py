@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Func, IntegerField, Q, Sum
+from django.db.models import Count, Func, IntegerField, Q, Sum
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,10 +57,6 @@ ARCHIVED = (
     "id", "collection_id", "job_id", "source", "source_type", "source_hash", "chunk_index",
     "page", "position", "text", "content_hash", "metadata", "tags", "importance", "pinned",
     "access_count", "last_accessed_at", "created_at", "updated_at",
-)  # fmt: skip
-READ = (
-    "id", "content_hash", "importance", "pinned", "access_count", "source", "page",
-    "position", "job_id", "tags", "metadata",
 )  # fmt: skip
 
 
@@ -178,7 +174,7 @@ class OctetLength(Func):
 
 def totals(collection: Collection) -> dict[str, int]:
     found = Memory.objects.filter(collection=collection).aggregate(
-        memories=Sum(1, output_field=IntegerField()), bytes=Sum(OctetLength("text"))
+        memories=Count("id"), bytes=Sum(OctetLength("text"))
     )
     return {"memories": found["memories"] or 0, "bytes": found["bytes"] or 0}
 
@@ -380,7 +376,7 @@ def eligible(collection: Collection, options: Options) -> Any:
             importance__lt=options.importance_below,
             pinned=False,
         )
-        .filter(Q(last_accessed_at__isnull=True) | Q(last_accessed_at__lt=options.cutoff))
+        .filter(selectors.not_read_since(options.cutoff))
         .exclude(metadata__has_key="consolidated")
     )
 
@@ -457,7 +453,8 @@ def _summarise_run(collection: Collection, members: list[dict], options: Options
 def _archive(
     collection: Collection, kind: str, rows: list[dict], replacement: int, job_id: Any
 ) -> MemoryArchive:
-    payload = json.dumps([_jsonable(row) for row in rows], ensure_ascii=False).encode()
+    kept = [{name: row[name] for name in ARCHIVED} for row in rows]
+    payload = json.dumps(kept, ensure_ascii=False, default=_plain).encode()
     data = zlib.compress(payload, 6)
     return MemoryArchive.objects.create(
         collection=collection,
@@ -471,16 +468,9 @@ def _archive(
     )
 
 
-def _jsonable(row: dict) -> dict:
-    out = {}
-    for name in ARCHIVED:
-        value = row[name]
-        if isinstance(value, uuid.UUID):
-            value = str(value)
-        elif hasattr(value, "isoformat"):
-            value = value.isoformat()
-        out[name] = value
-    return out
+def _plain(value: Any) -> str:
+    """A row's UUIDs and times as JSON holds them (times to the microsecond)."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def archived_rows(archive: MemoryArchive) -> Iterator[dict]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from django.db import connection, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -207,7 +207,7 @@ def batch_operation(params: BatchOperationParams, progress: Progress) -> dict[st
         with transaction.atomic():
             run.apply(candidates, rows)
             progress.checkpoint(run.state)  # last in the transaction: it locks the job row
-        progress(min(99.0, 100 * run.state["seen"] / max(1, run.state["total"])), run.step())
+        progress(run.percent(), run.step())
     collection_deleted = False
     if params.delete_collection:
         assert params.filter is not None
@@ -280,35 +280,33 @@ def _target_collection(params: BatchOperationParams, owner_id: Any) -> Collectio
     return target
 
 
+# The filter's plain conditions, as ORM lookups (tag and not_accessed_since take more).
+FILTER_LOOKUPS = {
+    "collection_id": "collection_id",
+    "source": "source",
+    "source_type": "source_type",
+    "job_id": "job_id",
+    "created_after": "created_at__gte",
+    "created_before": "created_at__lt",
+    "importance_below": "importance__lt",
+    "pinned": "pinned",
+}
+
+
 def owned(owner_id: Any) -> QuerySet[Memory]:
     return Memory.objects.filter(collection__owner_id=owner_id)
 
 
 def filtered(owner_id: Any, chosen: MemoryFilter) -> QuerySet[Memory]:
     """The owner's memories matching every condition of the filter."""
-    query = owned(owner_id)
-    if chosen.collection_id is not None:
-        query = query.filter(collection_id=chosen.collection_id)
+    given = chosen.model_dump(exclude_none=True)
+    query = owned(owner_id).filter(
+        **{FILTER_LOOKUPS[k]: v for k, v in given.items() if k in FILTER_LOOKUPS}
+    )
     if chosen.tag is not None:
         query = selectors.memories_with_tag(query, chosen.tag)
-    if chosen.source is not None:
-        query = query.filter(source=chosen.source)
-    if chosen.source_type is not None:
-        query = query.filter(source_type=chosen.source_type)
-    if chosen.job_id is not None:
-        query = query.filter(job_id=chosen.job_id)
-    if chosen.created_after is not None:
-        query = query.filter(created_at__gte=chosen.created_after)
-    if chosen.created_before is not None:
-        query = query.filter(created_at__lt=chosen.created_before)
-    if chosen.importance_below is not None:
-        query = query.filter(importance__lt=chosen.importance_below)
     if chosen.not_accessed_since is not None:
-        query = query.filter(
-            Q(last_accessed_at__isnull=True) | Q(last_accessed_at__lt=chosen.not_accessed_since)
-        )
-    if chosen.pinned is not None:
-        query = query.filter(pinned=chosen.pinned)
+        query = query.filter(selectors.not_read_since(chosen.not_accessed_since))
     return query
 
 
@@ -409,13 +407,7 @@ class _Run:
         key forbids a second copy, so they stay where they are."""
         assert self.target is not None
         moving = [r for r in rows if r["collection_id"] != self.target.pk]
-        keys = {(r["source_hash"], r["chunk_index"]) for r in moving}
-        taken = set(
-            Memory.objects.filter(
-                collection_id=self.target.pk,
-                source_hash__in={k[0] for k in keys},
-            ).values_list("source_hash", "chunk_index")
-        )
+        taken = selectors.places_taken(self.target.pk, moving)
         return {r["id"] for r in moving if (r["source_hash"], r["chunk_index"]) in taken}
 
     def apply(self, candidates: list[int], rows: list[dict[str, Any]]) -> None:
@@ -451,8 +443,11 @@ class _Run:
             room = max(0, self.params.sample_size - len(sample))
             sample += _samples(writes[:room], self.params.operation)
             self._count(candidates, writes, failed, skipped)
-            progress(min(99.0, 100 * self.state["seen"] / max(1, self.state["total"])), self.step())
+            progress(self.percent(), self.step())
         return {**self.result(), "sample": sample}
+
+    def percent(self) -> float:
+        return min(99.0, 100 * self.state["seen"] / max(1, self.state["total"]))
 
     def step(self) -> str:
         return f"{self.state['seen']:,} of {self.state['total']:,} memories"

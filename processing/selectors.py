@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from jobs.api.base import InvalidInput, NotFound
 from processing import search
@@ -19,6 +20,15 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
     except (TypeError, ValueError, AttributeError):
         return None
+
+
+def _row_id(value: Any) -> int | None:
+    """A path's id of a bigint row, or None for anything that cannot be one."""
+    try:
+        pk = int(value)
+    except (TypeError, ValueError):
+        return None
+    return pk if 0 < pk < 2**63 else None
 
 
 def collection_list(*, owner: Any) -> QuerySet[Collection]:
@@ -56,13 +66,10 @@ def memory_list(*, owner: Any) -> QuerySet[Memory]:
 
 
 def memory_get(*, owner: Any, memory_id: Any) -> Memory:
-    try:
-        pk = int(memory_id)
-    except (TypeError, ValueError):
-        pk = None
+    pk = _row_id(memory_id)
     found = (
         memory_list(owner=owner).filter(pk=pk).select_related("collection").first()
-        if pk is not None and 0 < pk < 2**63
+        if pk is not None
         else None
     )
     if found is None:
@@ -82,18 +89,26 @@ def archive_list(*, owner: Any, collection_id: Any = None) -> QuerySet[MemoryArc
 
 
 def archive_get(*, owner: Any, archive_id: Any) -> MemoryArchive:
-    try:
-        pk = int(archive_id)
-    except (TypeError, ValueError):
-        pk = None
-    found = (
-        archive_list(owner=owner).filter(pk=pk).first()
-        if pk is not None and 0 < pk < 2**63
-        else None
-    )
+    pk = _row_id(archive_id)
+    found = archive_list(owner=owner).filter(pk=pk).first() if pk is not None else None
     if found is None:
         raise NotFound(f"Archive {archive_id} not found")
     return found
+
+
+def not_read_since(when: Any) -> Q:
+    """Memories never read, or last read before ``when``."""
+    return Q(last_accessed_at__isnull=True) | Q(last_accessed_at__lt=when)
+
+
+def places_taken(collection_id: Any, rows: Iterable[dict[str, Any]]) -> set[tuple[str, int]]:
+    """Which of the rows' places (source hash, chunk index: the unique key) a collection
+    already holds a memory at."""
+    wanted = {(row["source_hash"], row["chunk_index"]) for row in rows}
+    held = Memory.objects.filter(
+        collection_id=collection_id, source_hash__in={place[0] for place in wanted}
+    ).values_list("source_hash", "chunk_index")
+    return wanted & set(held)
 
 
 def memories_with_tag(queryset: QuerySet[Memory], tag: str) -> QuerySet[Memory]:

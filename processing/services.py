@@ -219,6 +219,7 @@ def memory_archive_restore(archive: MemoryArchive) -> int:
     them: a summary is deleted; a kept duplicate loses its references to them. Refused
     (409) when restored already, or when the collection now holds a memory at one of
     their places (the same chunk of the same source, processed again since)."""
+    from processing import selectors
     from processing.consolidation import archived_rows
 
     with transaction.atomic():
@@ -241,11 +242,7 @@ def memory_archive_restore(archive: MemoryArchive) -> int:
                 if not kept:
                     keeper.metadata.pop("merged_from")
                 keeper.save(update_fields=["metadata"])
-        taken = Memory.objects.filter(
-            collection_id=locked.collection_id,
-            source_hash__in={row["source_hash"] for row in rows},
-        ).values_list("source_hash", "chunk_index")
-        clash = {(row["source_hash"], row["chunk_index"]) for row in rows} & set(taken)
+        clash = selectors.places_taken(locked.collection_id, rows)
         if clash:
             raise Conflict(
                 f"The collection holds other memories at {len(clash)} of the archived "

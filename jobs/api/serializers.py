@@ -109,7 +109,22 @@ class JobErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
-class ArchivedJobSerializer(serializers.Serializer):
+class JobErrorFields:
+    """``error`` and ``error_message`` of a job, live or archived: set once it has failed
+    for good (``error_fields``)."""
+
+    def get_error(self, job: Any) -> dict[str, str] | None:
+        return error_fields(job.status, job.error_code, job.error_message).get("error")
+
+    get_error.output_field = JobErrorSerializer(allow_null=True)  # type: ignore[attr-defined]
+
+    def get_error_message(self, job: Any) -> str | None:
+        """Hebbrix's clients read ``error_message`` (set with ``error``)."""
+        error = self.get_error(job)
+        return error["message"] if error else None
+
+
+class ArchivedJobSerializer(JobErrorFields, serializers.Serializer):
     """A purged job's outcome: what ``GET /jobs/{id}`` answers once the purge has deleted
     the job's record (``archived`` is true; events, params and upload are gone)."""
 
@@ -127,18 +142,11 @@ class ArchivedJobSerializer(serializers.Serializer):
     archived = serializers.SerializerMethodField()
     archived_at = serializers.DateTimeField()
 
-    def get_error(self, job: Any) -> dict[str, str] | None:
-        return error_fields(job.status, job.error_code, job.error_message).get("error")
-
-    def get_error_message(self, job: Any) -> str | None:
-        error = self.get_error(job)
-        return error["message"] if error else None
-
     def get_archived(self, job: Any) -> bool:
         return True
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(JobErrorFields, serializers.ModelSerializer):
     # Fields left out (JobSummarySerializer): never read from the row.
     omits: tuple[str, ...] = ()
     job_id = serializers.UUIDField(source="id", read_only=True)
@@ -192,16 +200,6 @@ class JobSerializer(serializers.ModelSerializer):
             "status_page",
         ]
         read_only_fields = fields
-
-    def get_error(self, job: Job) -> dict[str, str] | None:
-        return error_fields(job.status, job.error_code, job.error_message).get("error")
-
-    get_error.output_field = JobErrorSerializer(allow_null=True)  # type: ignore[attr-defined]
-
-    def get_error_message(self, job: Job) -> str | None:
-        """Hebbrix's clients read ``error_message`` (set with ``error``)."""
-        error = self.get_error(job)
-        return error["message"] if error else None
 
     def get_last_error(self, job: Job) -> dict[str, str] | None:
         return error_fields(job.status, job.error_code, job.error_message).get("last_error")

@@ -56,7 +56,8 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-def _job_response(request: Request, job, *, status: int = 200, headers=None) -> Response:
+def job_response(request: Request, job, *, status: int = 200, headers=None) -> Response:
+    """A job as single-job responses show it (with its live page link for this caller)."""
     data = JobSerializer(job, context={"viewer": live_principal(request)}).data
     return Response(data, status=status, headers=headers)
 
@@ -104,7 +105,7 @@ class JobListCreateApi(APIView):
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         job, created = create_job(request, serializer.validated_data)
-        return _job_response(request, job, status=202, headers=created_headers(job, created))
+        return job_response(request, job, status=202, headers=created_headers(job, created))
 
 
 def create_job(request: Request, data: dict[str, Any]) -> tuple[Any, bool]:
@@ -154,7 +155,7 @@ class JobDetailApi(APIView):
         except NotFound:
             archived = selectors.job_archive_get(owner=request.user, job_id=job_id)
             return Response(ArchivedJobSerializer(archived).data)
-        return _job_response(request, job)
+        return job_response(request, job)
 
 
 class JobCancelApi(APIView):

@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 
 from jobs.api.base import NewestFirst
 from jobs.api.serializers import JobSerializer
-from jobs.auth import actor_for, live_principal
+from jobs.api.views import created_headers, job_response
+from jobs.auth import actor_for
 from processing import access, search, selectors, services
 from processing.api.filters import MemoryFilter
 from processing.api.serializers import (
@@ -104,8 +105,7 @@ class CollectionDetailApi(APIView):
         job = services.collection_delete(collection, actor=actor_for(request))
         if job is None:
             return Response(status=204)
-        data = JobSerializer(job, context={"viewer": live_principal(request)}).data
-        return Response(data, status=202, headers={"Location": f"/api/v1/jobs/{job.pk}/"})
+        return job_response(request, job, status=202, headers=created_headers(job, True))
 
 
 class MemoryListApi(APIView):

@@ -205,7 +205,6 @@ class _Reporter:
             self.progress(self.low + (self.high - self.low) * share, step)
         else:
             self.progress(self.low, f"{self.what}{self.done:.0f} s")
-        self.progress.check()
 
     def after_each(
         self, blocks: Iterator[np.ndarray], decoded: decode.Decoded
@@ -230,12 +229,16 @@ class Heard:
 
 
 def transcribe(
-    path: Path, info: probe.MediaInfo, params: MediaParams, progress: Progress, low: float
+    path: Path,
+    info: probe.MediaInfo,
+    limits: probe.MediaLimits,
+    params: MediaParams,
+    progress: Progress,
+    low: float,
 ) -> Heard:
     """The audio track, span by span, into timed segments (and its loudness on the way)."""
     if info.audio_stream is None:
         return Heard([], [])
-    limits = probe.MediaLimits.from_settings()
     progress(low, "loading the speech model")
     engine = engines.engine(
         model_choice(params), language=params.language, threads=settings.JOBSITE_MEDIA_THREADS
@@ -317,7 +320,7 @@ def analyse_media(params: MediaParams, progress: Progress) -> dict[str, Any]:
             # Frames cost less than speech: a tenth of the bar, or all of it without audio.
             low = 13.0 if info.audio_stream is not None else 95.0
             cuts = scenes.cuts(path, info, _Reporter(progress, info.duration_s, 3, low, "scenes: "))
-        heard = transcribe(path, info, params, progress, low)
+        heard = transcribe(path, info, limits, params, progress, low)
     duration = heard.seconds or info.duration_s or 0.0
     starts = [0.0, *(cut.t for cut in cuts)] if info.is_video else []
     chunks = group(
