@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from jobs import services
+from jobs import services, tally
 from jobs.broker import queue_depths
 from jobs.errors import JobError
 from jobs.models import (
@@ -214,6 +214,7 @@ def purge(
         "deleted": deleted,
         "batches_deleted": purge_batches(cutoff),
         "archives_deleted": purge_archives(now),
+        "metric_minutes_deleted": tally.purge_minutes(now),
     }
 
 

@@ -428,3 +428,66 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.attempt} of delivery {self.delivery_id}: {self.status_code}"
+
+
+class TallyFigures(models.Model):
+    """What the metrics count, summed over a group of events (``jobs.tally``).
+
+    The counts are read from the event log, not kept by the processes that cause them, so
+    any web process answers ``/metrics`` for the whole cluster and nothing is lost when one
+    restarts; they outlive the purge of the events they were counted from."""
+
+    # The job type ("" for webhook attempts).
+    type = models.CharField(max_length=200)
+    # created, started, retried, restarted, completed, failed, cancelled, webhook_<outcome>.
+    event = models.CharField(max_length=32)
+    count = models.BigIntegerField(default=0)
+    # Finished jobs that had started (the duration histogram's count), their durations'
+    # sum, and per bound of ``jobs.tally.DURATION_BUCKETS`` how many took at most that long.
+    timed = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+    buckets = models.JSONField(default=list)
+    # Pipeline throughput of completed jobs: document pages, seconds of media.
+    pages = models.BigIntegerField(default=0)
+    media_seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        abstract = True
+
+
+class TallyMinute(TallyFigures):
+    """The figures per minute the events happened in: the operators' dashboard charts
+    them. Kept ``JOBSITE_METRICS_MINUTES_DAYS``."""
+
+    minute = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["minute", "type", "event"], name="tallyminute_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.type} {self.event}: {self.count}"
+
+
+class TallyTotal(TallyFigures):
+    """The figures since the platform began counting: Prometheus's counters."""
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["type", "event"], name="tallytotal_key")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event}: {self.count}"
+
+
+class TallyCursor(models.Model):
+    """How far the tally has read one append-only table (by id), and the next id it may
+    read up to (``horizon_id``, the highest id seen at ``horizon_at``)."""
+
+    source = models.CharField(max_length=32, primary_key=True)
+    last_id = models.BigIntegerField(default=0)
+    horizon_id = models.BigIntegerField(default=0)
+    horizon_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.source} tallied up to {self.last_id}"

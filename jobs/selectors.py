@@ -277,3 +277,31 @@ def queue_stats(*, user: Any) -> dict[str, Any]:
             "limit_enforcement": "active",
         },
     }
+
+
+def unfinished_counts() -> dict[str, int]:
+    """Jobs in each status that is not final, each counted on its own partial index (a
+    count by status over the whole table would read every finished job too)."""
+    waiting = (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.RETRYING)
+    return {str(status): Job.objects.filter(status=status).count() for status in waiting}
+
+
+def pending_by_queue() -> dict[str, tuple[int, float]]:
+    """Per queue: pending jobs and the oldest one's age in seconds (index job_pending)."""
+    now = timezone.now()
+    rows = (
+        Job.objects.filter(status=JobStatus.PENDING)
+        .values("queue")
+        .annotate(n=Count("pk"), oldest=Min("created_at"))
+        .order_by()
+    )
+    return {
+        row["queue"]: (row["n"], round(max(0.0, (now - row["oldest"]).total_seconds()), 3))
+        for row in rows
+    }
+
+
+def running_by_worker() -> dict[str, int]:
+    """Running jobs per worker (index job_running: as many rows as jobs run at once)."""
+    rows = Job.objects.filter(status=JobStatus.RUNNING).values("worker").annotate(n=Count("pk"))
+    return {row["worker"]: row["n"] for row in rows.order_by()}

@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from jobs import maintenance, runner
+from jobs import maintenance, runner, tally
 from jobs.errors import JobError
 from jobs.publish import DELIVER_TASK
 from jobs.webhooks import deliveries
@@ -31,6 +31,12 @@ def run_job(self: Any, job_id: str) -> Any:
 @shared_task(name="jobs.maintenance.sweep", ignore_result=True)
 def sweep() -> dict[str, int]:
     return maintenance.sweep()
+
+
+# The metrics' counts (jobs/tally.py): a run after another has nothing to do but a query.
+@shared_task(name="jobs.tally", ignore_result=True)
+def roll_up_tally() -> int:
+    return tally.roll_up()
 
 
 # The daily purge runs as a job (jobs/schedules.py). The old name still starts it, for a

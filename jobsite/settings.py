@@ -308,6 +308,17 @@ JOBSITE_PROGRESS_MIN_INTERVAL = env_float("JOBSITE_PROGRESS_MIN_INTERVAL", 0.05)
 # The sweeper (scheduled jobs, due retries, dispatcher, reaper, cancel enforcement).
 JOBSITE_SWEEP_INTERVAL = env_float("JOBSITE_SWEEP_INTERVAL", 2.0)
 JOBSITE_RETENTION_DAYS = env_int("JOBSITE_RETENTION_DAYS", 30)
+# Metrics (``jobs.tally``): events are tallied this many seconds after they are seen, at
+# most this many ids per transaction; a scrape counts up to TAIL_MAX untallied ids on the
+# fly; per-minute figures (the dashboard's charts) are kept this many days.
+JOBSITE_METRICS_LAG = env_float("JOBSITE_METRICS_LAG", 10.0)
+JOBSITE_METRICS_CHUNK = env_int("JOBSITE_METRICS_CHUNK", 100_000)
+JOBSITE_METRICS_TAIL_MAX = env_int("JOBSITE_METRICS_TAIL_MAX", 200_000)
+JOBSITE_METRICS_MINUTES_DAYS = env_int("JOBSITE_METRICS_MINUTES_DAYS", 7)
+JOBSITE_METRICS_ROLLUP_INTERVAL = env_float("JOBSITE_METRICS_ROLLUP_INTERVAL", 10.0)
+# GET /metrics: "Authorization: Bearer <token>" with this token; "off" serves it to anyone;
+# unset, it answers 404 (staff signed in to the admin may always read it).
+JOBSITE_METRICS_TOKEN = os.environ.get("JOBSITE_METRICS_TOKEN", "")
 # How long a purged job's outcome (``JobArchive``: GET /jobs/{id} still answers) is kept,
 # in days; 0 keeps it for good.
 JOBSITE_JOB_ARCHIVE_DAYS = env_int("JOBSITE_JOB_ARCHIVE_DAYS", 0)
@@ -453,6 +464,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jobs.maintenance.sweep",
         "schedule": JOBSITE_SWEEP_INTERVAL,
         "options": {"queue": "maintenance", "expires": max(JOBSITE_SWEEP_INTERVAL * 2, 5)},
+    },
+    "jobsite-tally": {
+        "task": "jobs.tally",
+        "schedule": JOBSITE_METRICS_ROLLUP_INTERVAL,
+        "options": {"queue": "maintenance", "expires": max(JOBSITE_METRICS_ROLLUP_INTERVAL, 5)},
     },
     "jobsite-memory-access": {
         "task": "processing.flush_memory_access",

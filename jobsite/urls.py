@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from jobs.api.routing import API_PREFIX
+from jobs.metrics import metrics_view
 from jobs.pages import job_page
 
 urlpatterns = [
@@ -14,6 +15,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
     path("jobs/<str:job_id>/", job_page, name="job-page"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = "jobs.api.errors.bad_request"

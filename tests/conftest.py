@@ -102,6 +102,9 @@ def processes(django_db_setup, tmp_path_factory) -> Iterator[Processes]:
     # Webhook deliveries give up 12 s after their job ended (24 h in production): written
     # by whichever process ends the job, so every process of the session says so.
     env.setdefault("JOBSITE_WEBHOOK_RETRY_WINDOW", "12")
+    # Beat's tally (the metrics' counts) reads events a second after it sees them.
+    env.setdefault("JOBSITE_METRICS_LAG", "1")
+    env.setdefault("JOBSITE_METRICS_ROLLUP_INTERVAL", "2")
     env.pop("DJANGO_SETTINGS_MODULE", None)
     procs = Processes(env, tmp_path_factory.mktemp("celery"))
     yield procs

@@ -105,7 +105,7 @@ class WebServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / ("gunicorn.log" if wsgi else "web.log")
+        self.log_path = log_dir / f"{'gunicorn' if wsgi else 'web'}-{self.port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         if wsgi:
             command = ["gunicorn", "jobsite.wsgi:application", "--bind", f"127.0.0.1:{self.port}"]

@@ -9,6 +9,7 @@ def test_registered_task_names():
     assert ours == {
         "jobs.run",
         "jobs.maintenance.sweep",
+        "jobs.tally",
         "jobs.maintenance.purge",
         "jobs.schedule.purge",
         "processing.schedule_consolidation",

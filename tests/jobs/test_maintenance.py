@@ -144,6 +144,7 @@ def test_purge_deletes_old_finished_jobs_in_batches_and_keeps_their_outcomes(use
         "deleted": 3,
         "batches_deleted": 0,
         "archives_deleted": 0,
+        "metric_minutes_deleted": 0,
     }
     assert counts == [2, 3]  # two batches
     assert set(Job.objects.values_list("pk", flat=True)) == {j.pk for j in kept}
@@ -193,7 +194,12 @@ def test_purge_deletes_an_old_batch_once_its_jobs_are_gone(user):
     )
     recent = Batch.objects.create(owner=user, total=1, completed_at=old)
     make(user, status=JobStatus.COMPLETED, completed_at=timezone.now(), batch=recent)
-    assert maintenance.purge() == {"deleted": 1, "batches_deleted": 1, "archives_deleted": 0}
+    assert maintenance.purge() == {
+        "deleted": 1,
+        "batches_deleted": 1,
+        "archives_deleted": 0,
+        "metric_minutes_deleted": 0,
+    }
     assert list(Batch.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not Delivery.objects.exists()
 
