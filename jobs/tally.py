@@ -86,8 +86,8 @@ class Figures:
         self.count += other.count
         self.timed += other.timed
         self.seconds += other.seconds
-        theirs = list(other.buckets or [])
-        self.buckets = [a + b for a, b in zip(self.buckets, _padded(theirs), strict=True)]
+        theirs = _padded(list(other.buckets or []))
+        self.buckets = [a + b for a, b in zip(self.buckets, theirs, strict=True)]
         self.pages += other.pages
         self.media_seconds += other.media_seconds
 
@@ -101,8 +101,23 @@ class Figures:
             "media_seconds": self.media_seconds,
         }
 
+    def quantile(self, q: float) -> float | None:
+        """The duration under which ``q`` of the timed jobs finished, interpolated within
+        its bucket as Prometheus's ``histogram_quantile`` does; None without any."""
+        if not self.timed:
+            return None
+        rank = q * self.timed
+        low, below = 0.0, 0
+        for bound, count in zip(DURATION_BUCKETS, self.buckets, strict=True):
+            if count >= rank:
+                inside = count - below
+                return low + (bound - low) * ((rank - below) / inside if inside else 1.0)
+            low, below = float(bound), count
+        return float(DURATION_BUCKETS[-1])  # past the last bound: "over an hour"
+
 
 def _padded(buckets: list[int]) -> list[int]:
+    """A row's buckets, padded or cut to the length of ``DURATION_BUCKETS``."""
     return (buckets + [0] * len(DURATION_BUCKETS))[: len(DURATION_BUCKETS)]
 
 
@@ -324,8 +339,11 @@ def snapshot(*, since: datetime | None = None) -> Snapshot:
             totals[(row.type, row.event)].add(row)
         minutes: Groups = defaultdict(Figures)
         if since is not None:
-            for row in TallyMinute.objects.filter(minute__gte=since):
-                minutes[(row.minute, row.type, row.event)].add(row)
+            rows = TallyMinute.objects.filter(minute__gte=since).values_list(
+                "minute", "type", "event", *Figures().values()
+            )
+            for minute, job_type, name, *figures in rows:
+                minutes[(minute, job_type, name)].add(Figures(*figures))
         backlog = 0
         for source in SOURCES:
             after = cursors.get(source.name, 0)

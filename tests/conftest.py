@@ -17,6 +17,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from jobs.queues import Queue
+from tests.browser import launch
 from tests.corpus import corpus_dir, corpus_problem
 from tests.helpers import CeleryProcess, Processes, database_url, make_client
 
@@ -204,6 +205,12 @@ def web_server(platform: Processes):
 @pytest.fixture
 def web(web_server, live):
     return web_server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (Debian's), driven by Playwright: ``tests/browser.py``."""
+    yield from launch()
 
 
 @pytest.fixture(scope="session")

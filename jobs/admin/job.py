@@ -22,6 +22,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
+from jobs.admin import dashboard
 from jobs.admin.base import TextSafeAdmin
 from jobs.admin.lists import EstimatedCountPaginator, JobChangeList, JobTypeFilter, job_id_from
 from jobs.admin.render import preformatted, pretty_json, progress_bar, status_badge
@@ -236,7 +237,8 @@ class JobAdmin(TextSafeAdmin):
     # --- per-job buttons on the detail page
 
     def get_urls(self) -> list[URLPattern]:
-        """Cancel and restart one job (POST only); before the admin's catch-all object URLs."""
+        """The dashboard, and cancel and restart one job (POST only); before the admin's
+        catch-all object URLs."""
         name = f"{self.opts.app_label}_{self.opts.model_name}"
         own = [
             path(
@@ -250,7 +252,7 @@ class JobAdmin(TextSafeAdmin):
                 name=f"{name}_restart",
             ),
         ]
-        return own + super().get_urls()
+        return dashboard.urls(self) + own + super().get_urls()
 
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return self._steer_one(request, object_id, cancel_step)

@@ -6,41 +6,9 @@ Outside CI the test skips with a clear message when Chromium is missing; under
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.browser import chromium_path
-
 pytestmark = [pytest.mark.worker]
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    # This machine's network is closed: no background calls to Google.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    path = chromium_path()
-    # Playwright's sync API keeps an event loop running in this thread, and Django then
-    # refuses the test's own (synchronous) database calls unless told they are safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
-            yield chromium
-            chromium.close()
-    finally:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def slow_job(api) -> dict:
