@@ -8,6 +8,7 @@ from typing import Any
 
 from jobs import registry, runtime, services
 from jobs.errors import JobError, UnknownJobType
+from jobsite import logs
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ def run_attempt(request: Any, job_id: str) -> Any:
     job = services.job_claim(job_id, task_id=request.id, worker=worker)
     if job is None:
         return None
+    logs.bind_job(job)  # the rest of the attempt's lines, to its task_postrun (jobs.signals)
     request.jobsite_attempt = job.attempts
     try:
         job_type = registry.get(job.type)

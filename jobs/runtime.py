@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from jobs.errors import JobError
+from jobsite import logs
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class Progress:
         self._stop: JobError | None = None
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        # The heartbeat thread writes for this job: its lines name the job as the job's do.
+        self.log_fields = logs.current_fields()
 
     def __call__(self, percent: float, step: str | None = None) -> None:
         self.check()
@@ -176,11 +179,12 @@ class _Heartbeat(threading.Thread):
             now = time.monotonic()
             for reporter in running:
                 if reporter.next_due() <= now:
-                    try:
-                        reporter.flush()
-                    except Exception as exc:  # the database blipped: try again later
-                        log.warning("Heartbeat for job %s failed: %s", reporter.job_id, exc)
-                        connection.close()
+                    with logs.job_context(**reporter.log_fields):
+                        try:
+                            reporter.flush()
+                        except Exception as exc:  # the database blipped: try again later
+                            log.warning("Heartbeat for job %s failed: %s", reporter.job_id, exc)
+                            connection.close()
             # Between jobs of a busy worker it ticks at the progress interval, so a value a
             # short job buffers needs no wake-up of its own; idle, it wakes once per heartbeat
             # interval (a job that starts meanwhile is picked up by then).

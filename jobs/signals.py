@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from celery.signals import (
     task_failure,
+    task_postrun,
+    task_prerun,
     task_revoked,
     task_success,
     worker_init,
@@ -17,6 +20,25 @@ from jobs import runtime, services
 from jobs.errors import JobError
 from jobs.live import notify
 from jobs.publish import RUN_TASK
+from jobsite import logs
+
+
+@task_prerun.connect
+def open_job_log_context(sender: Any = None, args: Any = None, **_: Any) -> None:
+    """Every line of an attempt names its job, from here to ``task_postrun``: Celery's own
+    lines about the task and the end written by the handlers below included (the runner
+    adds what the claim tells: type, attempt, owner)."""
+    if getattr(sender, "name", None) == RUN_TASK and args:
+        context = ExitStack()
+        context.enter_context(logs.job_context(job_id=args[0]))
+        sender.request.jobsite_log_context = context
+
+
+@task_postrun.connect
+def close_job_log_context(sender: Any = None, **_: Any) -> None:
+    context = getattr(getattr(sender, "request", None), "jobsite_log_context", None)
+    if context is not None:
+        context.close()
 
 
 @task_success.connect

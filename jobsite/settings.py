@@ -479,11 +479,30 @@ CELERY_BEAT_SCHEDULE = {
     # edited in the admin: an entry here would overwrite them at every start of beat.
 }
 
+# How log lines look: "plain" text for people (make run), or "json", one object per line
+# for log pipelines. Either way a line a job caused names the job (jobsite/logs.py).
+JOBSITE_LOG_FORMAT = os.environ.get("JOBSITE_LOG_FORMAT", "plain").strip().lower()
+if JOBSITE_LOG_FORMAT not in {"plain", "json"}:
+    raise ValueError(f"JOBSITE_LOG_FORMAT is 'plain' or 'json', not {JOBSITE_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "class": "jobsite.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {"()": "jobsite.logs.JsonFormatter"},
+    },
+    # The job's fields go on at the handler: records propagated from any logger get them.
+    "filters": {"job": {"()": "jobsite.logs.JobContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": JOBSITE_LOG_FORMAT,
+            "filters": ["job"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
@@ -492,6 +511,13 @@ LOGGING = {
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.beat": {"level": "WARNING"},
+        # JSON lines from uvicorn too: its own handlers (plain text) give way to the root's
+        # once the app, and so Django's logging, has loaded (before it listens).
+        **(
+            {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.access")}
+            if JOBSITE_LOG_FORMAT == "json"
+            else {}
+        ),
     },
 }
 APPEND_SLASH = False

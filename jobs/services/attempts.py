@@ -26,6 +26,7 @@ from jobs.live.notify import notify
 from jobs.models import Job, JobEvent, JobStatus
 from jobs.services.failures import classify, retry_delay
 from jobs.services.moves import ENDED_FIELDS, announce, note, transition
+from jobsite import logs
 
 log = logging.getLogger("jobs.services")
 
@@ -42,6 +43,7 @@ CLAIM_FIELDS = (
     "queue",
     "priority",
     "celery_task_id",
+    "owner",
 )
 
 
@@ -70,7 +72,8 @@ def job_claim(job_id: Any, *, task_id: str, worker: str) -> Job | None:
         )
         if job is not None:
             written = {"attempts": job.attempts, "progress": 0.0, "current_step": ""}
-            announce(job_id, source, JobStatus.RUNNING, "attempt started", actor, written)
+            with logs.job_context(job):
+                announce(job_id, source, JobStatus.RUNNING, "attempt started", actor, written)
             return job
     log.info(
         "Job %s is not claimable (running, finished, cancelled, not due or gone): "
@@ -249,6 +252,13 @@ def job_attempt_failed(
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status != JobStatus.RUNNING or job.celery_task_id != task_id:
         return False  # a stale attempt: the row has moved on without it
+    # Also where no attempt's context is: the main worker process (a pool process died),
+    # and the sweeper's reaper.
+    with logs.job_context(job):
+        return _end_attempt(job, task_id=task_id, exc=exc, traceback=traceback, actor=actor)
+
+
+def _end_attempt(job: Job, *, task_id: str, exc: BaseException, traceback: str, actor: str) -> bool:
     failure = classify(exc, time_limit=job.time_limit)
     now = timezone.now()
     error = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from jobs import publish, registry
 from jobs.errors import IdempotencyMismatch, InvalidInput, PayloadTooLarge
 from jobs.models import Batch, Job, JobEvent, JobStatus
 from jobs.writes import insert_with_event
+from jobsite import logs
+
+log = logging.getLogger("jobs.services")
 
 
 def request_fingerprint(payload: Any) -> str:
@@ -122,6 +126,8 @@ def job_create(
         if idempotency_key and (found := _idempotent_match(owner, idempotency_key, fingerprint)):
             return found, False
         raise
+    with logs.job_context(job):
+        log.info("job %s: -> %s (%s; %s)", job.pk, job.status, reason, actor)
     if not scheduled:
         publish.publish_on_commit(job)
     return job, True

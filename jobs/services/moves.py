@@ -17,6 +17,7 @@ from jobs.live.notify import live_fields, notify
 from jobs.models import TERMINAL_STATUSES, Job, JobEvent
 from jobs.webhooks import deliveries
 from jobs.writes import FromRow
+from jobsite import logs
 
 log = logging.getLogger("jobs.services")
 
@@ -89,7 +90,8 @@ def announce(
     transaction.on_commit(
         partial(notify, job_id, status=to_status, **live_fields(written, to_status))
     )
-    log.info("job %s: %s -> %s (%s; %s)", job_id, from_status, to_status, reason, actor)
+    with logs.job_context(ended, job_id=job_id):  # adds to the caller's, for this job
+        log.info("job %s: %s -> %s (%s; %s)", job_id, from_status, to_status, reason, actor)
     if ended is None:
         return
     if ended.callback_url:

@@ -29,6 +29,7 @@ from jobs import outbound, publish
 from jobs.models import TERMINAL_STATUSES, Batch, Delivery, DeliveryAttempt, Job, JobStatus
 from jobs.services.failures import retry_delay
 from jobs.webhooks import signing
+from jobsite import logs
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,12 @@ def deliver(message_id: str) -> str:
     if not claimed:
         return "skipped"
     delivery = Delivery.objects.select_related("job", "batch").get(message_id=message_id)
+    with logs.job_context(delivery.job):  # a batch's message names no job
+        return _send(delivery)
+
+
+def _send(delivery: Delivery) -> str:
+    """Build the body on the first attempt, sign it, POST it, and record the answer."""
     subject = delivery.job or delivery.batch
     if not delivery.body:  # the first attempt fixes the body: every retry sends these bytes
         if delivery.batch is not None:
