@@ -40,7 +40,7 @@ def figures(window: int = DEFAULT_WINDOW) -> dict[str, Any]:
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - timedelta(minutes=window)
     snap = tally.snapshot(since=start)
-    types = _types(snap.minutes, start)
+    types = _types(snap.per_type, start)
     slowest = sorted(
         (row for row in types if row["p95_s"] is not None), key=lambda row: -row["p95_s"]
     )
@@ -51,33 +51,35 @@ def figures(window: int = DEFAULT_WINDOW) -> dict[str, Any]:
         "step_minutes": step,
         "backlog_events": snap.backlog,
         "list_url": reverse("admin:jobs_job_changelist"),
-        "series": _series(snap.minutes, start, end, step),
+        "series": _series(snap.per_minute, start, end, step),
         "types": types,
         "slowest": [row["type"] for row in slowest][:SLOWEST],
         **_now(),
     }
 
 
-def _series(minutes: tally.Groups, start: datetime, end: datetime, step: int) -> dict[str, Any]:
+def _series(
+    per_minute: dict[tuple[datetime, str], int], start: datetime, end: datetime, step: int
+) -> dict[str, Any]:
     """Jobs per minute by what happened to them, one point per ``step`` minutes (a point
     of five minutes shows their average per minute)."""
     points = int((end - start).total_seconds() // 60) // step
     counts = {name: [0.0] * points for name in SERIES}
-    for (minute, job_type, name), found in minutes.items():
-        if name in counts and job_type:
+    for (minute, name), n in per_minute.items():
+        if name in counts:
             index = int((minute - start).total_seconds() // 60) // step
             if 0 <= index < points:
-                counts[name][index] += found.count / step
+                counts[name][index] += n / step
     starts = [start + timedelta(minutes=i * step) for i in range(points)]
     # The page links each point to the job list itself (``list_url``, a range of
     # ``created_at`` or ``completed_at``): hundreds of links would weigh more than the data.
     return {"starts": [t.isoformat() for t in starts], "counts": counts}
 
 
-def _types(minutes: tally.Groups, start: datetime) -> list[dict[str, Any]]:
+def _types(per_type: dict[tuple[str, str], tally.Figures], start: datetime) -> list[dict[str, Any]]:
     """Per job type over the window: counts, failure rate, and durations."""
     by_type: dict[str, dict[str, tally.Figures]] = defaultdict(lambda: defaultdict(tally.Figures))
-    for (_, job_type, name), found in minutes.items():
+    for (job_type, name), found in per_type.items():
         if job_type:
             by_type[job_type][name].add(found)
     rows = []

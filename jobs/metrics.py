@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -32,6 +33,8 @@ from jobs import selectors, tally
 from jobs.api.errors import error_response
 from jobs.broker import queue_depths
 from jobs.queues import ALL_QUEUES
+
+log = logging.getLogger(__name__)
 
 # Repeated scrapes within this many seconds (several Prometheus servers, a dashboard
 # open in many tabs) share one reading of the database.
@@ -217,7 +220,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return response
     try:
         body = render()
-    except (OperationalError, InterfaceError):
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("GET /metrics: database unavailable: %s", exc)
         response = error_response(503, "database_unavailable", "The database is unavailable")
         response["Retry-After"] = "5"
         return response

@@ -442,17 +442,29 @@ class TallyFigures(models.Model):
     # created, started, retried, restarted, completed, failed, cancelled, webhook_<outcome>.
     event = models.CharField(max_length=32)
     count = models.BigIntegerField(default=0)
-    # Finished jobs that had started (the duration histogram's count), their durations'
-    # sum, and per bound of ``jobs.tally.DURATION_BUCKETS`` how many took at most that long.
+    # Finished jobs that had started (the duration histogram's count) and their durations'
+    # sum; how many took at most each bound of DURATION_BUCKETS are the columns le00, le01...
+    # (added below): columns, so a tally run adds to them in SQL, in one statement.
     timed = models.BigIntegerField(default=0)
     seconds = models.FloatField(default=0.0)
-    buckets = models.JSONField(default=list)
     # Pipeline throughput of completed jobs: document pages, seconds of media.
     pages = models.BigIntegerField(default=0)
     media_seconds = models.FloatField(default=0.0)
 
     class Meta:
         abstract = True
+
+
+# Upper bounds (seconds) of the job duration histogram's buckets, from an echo job's
+# milliseconds to an hour of media. A change needs a migration (a column per bound).
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+)  # fmt: skip
+BUCKET_COLUMNS = tuple(f"le{i:02d}" for i in range(len(DURATION_BUCKETS)))
+for _column, _bound in zip(BUCKET_COLUMNS, DURATION_BUCKETS, strict=True):
+    TallyFigures.add_to_class(
+        _column, models.BigIntegerField(default=0, help_text=f"at most {_bound} s")
+    )
 
 
 class TallyMinute(TallyFigures):

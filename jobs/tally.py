@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -36,17 +36,21 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     FloatField,
+    Func,
     Max,
     Q,
+    QuerySet,
     Sum,
     Value,
     When,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, TruncMinute
+from django.db.models.functions import Cast, Coalesce, TruncMinute
 from django.utils import timezone
 
 from jobs.models import (
+    BUCKET_COLUMNS,
+    DURATION_BUCKETS,
     TERMINAL_STATUSES,
     DeliveryAttempt,
     JobEvent,
@@ -55,12 +59,6 @@ from jobs.models import (
     TallyMinute,
     TallyTotal,
 )
-
-# Upper bounds (seconds) of the job duration histogram's buckets: from an echo job's
-# milliseconds to an hour of media.
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
-)  # fmt: skip
 
 # Pipeline throughput: which result key of which job type counts what.
 PAGES = {"document_processing": "pages"}
@@ -82,24 +80,22 @@ class Figures:
     pages: int = 0
     media_seconds: float = 0.0
 
-    def add(self, other: Figures | TallyMinute | TallyTotal) -> None:
+    def add(self, other: Figures) -> None:
         self.count += other.count
         self.timed += other.timed
         self.seconds += other.seconds
-        theirs = _padded(list(other.buckets or []))
-        self.buckets = [a + b for a, b in zip(self.buckets, theirs, strict=True)]
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
         self.pages += other.pages
         self.media_seconds += other.media_seconds
 
-    def values(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "timed": self.timed,
-            "seconds": self.seconds,
-            "buckets": self.buckets,
-            "pages": self.pages,
-            "media_seconds": self.media_seconds,
-        }
+    def columns(self) -> list[Any]:
+        """The values of ``COLUMNS``, in order."""
+        return [self.count, self.timed, self.seconds, self.pages, self.media_seconds, *self.buckets]
+
+    @classmethod
+    def from_columns(cls, values: Any) -> Figures:
+        count, timed, seconds, pages, media_seconds, *buckets = values
+        return cls(count, timed, seconds, list(buckets), pages, media_seconds)
 
     def quantile(self, q: float) -> float | None:
         """The duration under which ``q`` of the timed jobs finished, interpolated within
@@ -116,32 +112,29 @@ class Figures:
         return float(DURATION_BUCKETS[-1])  # past the last bound: "over an hour"
 
 
-def _padded(buckets: list[int]) -> list[int]:
-    """A row's buckets, padded or cut to the length of ``DURATION_BUCKETS``."""
-    return (buckets + [0] * len(DURATION_BUCKETS))[: len(DURATION_BUCKETS)]
+# The figures' columns of TallyMinute and TallyTotal, in the order of Figures.columns().
+COLUMNS = ("count", "timed", "seconds", "pages", "media_seconds", *BUCKET_COLUMNS)
 
 
-# (minute, type, event) -> figures
-Groups = dict[tuple[datetime, str, str], Figures]
+def _event_name() -> Case:
+    """What a status change counts as, in SQL; NULL for the ones no metric counts (a
+    scheduled job falling due)."""
+    return Case(
+        When(from_status="", then=Value("created")),
+        When(to_status=JobStatus.RUNNING, then=Value("started")),
+        When(to_status=JobStatus.RETRYING, then=Value("retried")),
+        *(When(to_status=status, then=Value(status)) for status in FINISHED),
+        When(
+            to_status=JobStatus.PENDING,
+            from_status__in=FINISHED,
+            then=Value("restarted"),
+        ),
+        default=Value(None),
+        output_field=CharField(),
+    )
 
 
-def _event_name(from_status: str, to_status: str) -> str | None:
-    """What a status change counts as; None for the ones no metric counts (a scheduled
-    job falling due)."""
-    if not from_status:
-        return "created"
-    if to_status == JobStatus.RUNNING:
-        return "started"
-    if to_status == JobStatus.RETRYING:
-        return "retried"
-    if to_status in TERMINAL_STATUSES:
-        return str(to_status)
-    if to_status == JobStatus.PENDING and from_status in TERMINAL_STATUSES:
-        return "restarted"
-    return None
-
-
-def _result_number(key_by_type: dict[str, str]) -> Any:
+def _result_number(key_by_type: dict[str, str]) -> Sum:
     """The completed jobs' result value under their type's key (0 for other types).
 
     Only the listed pipelines' results are read: they write a number there, where a
@@ -157,82 +150,93 @@ def _result_number(key_by_type: dict[str, str]) -> Any:
     return Sum(Case(*whens, default=Value(0.0), output_field=FloatField()))
 
 
-def _job_event_groups(after: int, upto: int | None) -> Groups:
-    """The status changes with ids in (after, upto], grouped by minute, type and change."""
+class Seconds(Func):
+    """A duration in seconds, as a number: PostgreSQL subtracts timestamps into an
+    interval, Django's SQLite functions into microseconds."""
+
+    output_field = FloatField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)")
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        extra.setdefault("template", "(%(expressions)s / 1000000.0)")
+        return super().as_sql(compiler, connection, **extra)
+
+
+def _job_events(after: int, upto: int | None, keys: tuple[str, ...]) -> QuerySet:
+    """The status changes with ids in (after, upto], grouped by ``keys`` (of minute,
+    type and event), as a query: the tally has the database add it to its tables, a
+    scrape reads it."""
     events = JobEvent.objects.filter(id__gt=after, kind=JobEvent.Kind.TRANSITION)
     if upto is not None:
         events = events.filter(id__lte=upto)
     duration = ExpressionWrapper(F("at") - F("job__started_at"), output_field=DurationField())
     timed = Q(to_status__in=FINISHED, job__started_at__isnull=False)
-    rows = (
-        events.annotate(duration=duration)
-        .values("from_status", "to_status", minute=TruncMinute("at"), job_type=F("job__type"))
+    return (
+        events.annotate(duration=duration, event=_event_name())
+        .filter(event__isnull=False)
+        .values(**_group_by(keys), type=F("job__type"), event=F("event"))
         .annotate(
             count=Count("id"),
             timed=Count("id", filter=timed),
-            seconds=Sum("duration", filter=timed),
-            pages=_result_number(PAGES),
-            media_seconds=_result_number(MEDIA_SECONDS),
+            seconds=Coalesce(Seconds(Sum("duration", filter=timed)), Value(0.0)),
+            pages=Coalesce(_result_number(PAGES), Value(0.0)),
+            media_seconds=Coalesce(_result_number(MEDIA_SECONDS), Value(0.0)),
             **{
-                f"le{i}": Count("id", filter=timed & Q(duration__lte=timedelta(seconds=bound)))
-                for i, bound in enumerate(DURATION_BUCKETS)
+                column: Count("id", filter=timed & Q(duration__lte=timedelta(seconds=bound)))
+                for column, bound in zip(BUCKET_COLUMNS, DURATION_BUCKETS, strict=True)
             },
         )
+        .values(*keys, *COLUMNS)
         .order_by()
     )
-    groups: Groups = defaultdict(Figures)
-    for row in rows:
-        name = _event_name(row["from_status"], row["to_status"])
-        if name is None:
-            continue
-        seconds = row["seconds"]
-        groups[(row["minute"], row["job_type"], name)].add(
-            Figures(
-                count=row["count"],
-                timed=row["timed"],
-                seconds=seconds.total_seconds() if seconds is not None else 0.0,
-                buckets=[row[f"le{i}"] for i in range(len(DURATION_BUCKETS))],
-                pages=round(row["pages"] or 0),
-                media_seconds=float(row["media_seconds"] or 0.0),
-            )
-        )
-    return groups
 
 
-def _attempt_groups(after: int, upto: int | None) -> Groups:
-    """Webhook POSTs with ids in (after, upto], by minute and outcome: ``delivered`` (a
-    2xx), ``retry`` (another attempt is scheduled) or ``gave_up`` (none will be)."""
+def _attempts(after: int, upto: int | None, keys: tuple[str, ...]) -> QuerySet:
+    """Webhook POSTs with ids in (after, upto] by outcome: ``delivered`` (a 2xx),
+    ``retry`` (another attempt is scheduled) or ``gave_up`` (none will be)."""
     attempts = DeliveryAttempt.objects.filter(id__gt=after)
     if upto is not None:
         attempts = attempts.filter(id__lte=upto)
     outcome = Case(
-        When(status_code__gte=200, status_code__lt=300, then=Value("delivered")),
-        When(next_attempt_at__isnull=False, then=Value("retry")),
-        default=Value("gave_up"),
+        When(status_code__gte=200, status_code__lt=300, then=Value("webhook_delivered")),
+        When(next_attempt_at__isnull=False, then=Value("webhook_retry")),
+        default=Value("webhook_gave_up"),
         output_field=CharField(),
     )
-    rows = (
-        attempts.values(minute=TruncMinute("at"), outcome=outcome)
-        .annotate(count=Count("id"))
+    zero = {c: Value(0) for c in COLUMNS if c not in ("count", "seconds", "media_seconds")}
+    return (
+        attempts.values(**_group_by(keys), type=Value(""), event=outcome)
+        .annotate(
+            count=Count("id"),
+            seconds=Value(0.0),
+            media_seconds=Value(0.0),
+            **zero,
+        )
+        .values(*keys, *COLUMNS)
         .order_by()
     )
-    groups: Groups = defaultdict(Figures)
-    for row in rows:
-        groups[(row["minute"], "", f"webhook_{row['outcome']}")].add(Figures(count=row["count"]))
-    return groups
+
+
+def _group_by(keys: tuple[str, ...]) -> dict[str, Any]:
+    return {"minute": TruncMinute("at")} if "minute" in keys else {}
 
 
 @dataclass(frozen=True)
 class Source:
     name: str
     model: type[JobEvent] | type[DeliveryAttempt]
-    groups: Any  # (after, upto) -> Groups
+    rows: Any  # (after, upto, keys) -> QuerySet
 
 
 SOURCES = (
-    Source("job_events", JobEvent, _job_event_groups),
-    Source("webhook_attempts", DeliveryAttempt, _attempt_groups),
+    Source("job_events", JobEvent, _job_events),
+    Source("webhook_attempts", DeliveryAttempt, _attempts),
 )
+
+MINUTE_KEY = ("minute", "type", "event")
+TOTAL_KEY = ("type", "event")
 
 
 def _max_id(source: Source) -> int:
@@ -278,36 +282,31 @@ def _add(source: Source, after: int, upto: int) -> bool:
         moved = TallyCursor.objects.filter(source=source.name, last_id=after).update(last_id=upto)
         if not moved:
             return False
-        groups = source.groups(after, upto)
-        _merge(TallyMinute, groups, ("minute", "type", "event"))
-        totals: dict[tuple[str, str], Figures] = defaultdict(Figures)
-        for (_, job_type, name), figures in groups.items():
-            totals[(job_type, name)].add(figures)
-        _merge(TallyTotal, totals, ("type", "event"))
+        _upsert(TallyMinute, MINUTE_KEY, source.rows(after, upto, MINUTE_KEY))
+        _upsert(TallyTotal, TOTAL_KEY, source.rows(after, upto, TOTAL_KEY))
     return True
 
 
-def _merge(model: type[TallyMinute] | type[TallyTotal], groups: dict, key: tuple[str, ...]) -> None:
-    """Add ``groups`` to the rows with the same key (read, added, written back: the
-    cursor's lock keeps any other run out meanwhile)."""
-    if not groups:
-        return
-    wanted = Q()
-    for values in groups:
-        wanted |= Q(**dict(zip(key, values, strict=True)))
-    merged: dict[tuple, Figures] = defaultdict(Figures)
-    for row in model.objects.filter(wanted):
-        merged[tuple(getattr(row, name) for name in key)].add(row)
-    for values, figures in groups.items():
-        merged[values].add(figures)
-    rows = [model(**dict(zip(key, k, strict=True)), **f.values()) for k, f in merged.items()]
-    model.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=list(key),
-        update_fields=list(Figures().values()),
-        batch_size=500,
+def _upsert(
+    model: type[TallyMinute] | type[TallyTotal], key: tuple[str, ...], rows: QuerySet
+) -> None:
+    """Add what ``rows`` (a grouped query) counts to ``model``'s rows with the same key,
+    inside the database: one INSERT ... SELECT ... ON CONFLICT DO UPDATE that adds,
+    whatever the size of the chunk (PostgreSQL and SQLite alike)."""
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    names = [quote(name) for name in (*key, *COLUMNS)]
+    adds = ", ".join(f"{n} = {table}.{n} + excluded.{n}" for n in names[len(key) :])
+    select, params = rows.query.sql_with_params()
+    # Names from the models; the values are the query's parameters. (SQLite needs the
+    # WHERE to tell the upsert's ON from a join's.)
+    statement = (
+        f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608
+        f"SELECT {', '.join(names)} FROM ({select}) AS grouped WHERE true "
+        f"ON CONFLICT ({', '.join(names[: len(key)])}) DO UPDATE SET {adds}"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -315,47 +314,69 @@ def _merge(model: type[TallyMinute] | type[TallyTotal], groups: dict, key: tuple
 
 @dataclass
 class Snapshot:
-    """Totals as of one moment: the tally's rows plus the tail not yet tallied."""
+    """The figures as of one moment: the tally's rows plus the tail not yet tallied."""
 
+    # Since counting began, by job type ("" for webhook attempts) and event.
     totals: dict[tuple[str, str], Figures]
-    # Per minute since the ``since`` asked for (tallied rows and tail alike).
-    minutes: Groups
+    # Since the ``since`` asked for: jobs per minute by event, and figures by type and event.
+    per_minute: dict[tuple[datetime, str], int]
+    per_type: dict[tuple[str, str], Figures]
     # Ids past the tallied ones that the snapshot could not count (a backlog too long to
     # read on the fly); 0 when the figures are exact.
     backlog: int
 
 
+def _figures(row: dict[str, Any]) -> Figures:
+    return Figures.from_columns([row[column] or 0 for column in COLUMNS])
+
+
 def snapshot(*, since: datetime | None = None) -> Snapshot:
-    """Totals (and, given ``since``, the figures per minute from then on), read in one
-    snapshot of the database so a tally run committing meanwhile is counted once, not
-    twice."""
+    """The totals, and given ``since`` the figures from then on, read in one snapshot of
+    the database so a tally run committing meanwhile is counted once, not twice. The
+    tallied rows are summed by the database: a day of minutes is one short query."""
     outermost = not connection.in_atomic_block
+    totals: dict[tuple[str, str], Figures] = defaultdict(Figures)
+    per_minute: dict[tuple[datetime, str], int] = defaultdict(int)
+    per_type: dict[tuple[str, str], Figures] = defaultdict(Figures)
+    backlog = 0
     with transaction.atomic():
         if outermost and connection.vendor == "postgresql":
             connection.cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursors = {c.source: c.last_id for c in TallyCursor.objects.all()}
-        totals: dict[tuple[str, str], Figures] = defaultdict(Figures)
-        for row in TallyTotal.objects.all():
-            totals[(row.type, row.event)].add(row)
-        minutes: Groups = defaultdict(Figures)
+        for row in TallyTotal.objects.values(*TOTAL_KEY, *COLUMNS):
+            totals[(row["type"], row["event"])].add(_figures(row))
         if since is not None:
-            rows = TallyMinute.objects.filter(minute__gte=since).values_list(
-                "minute", "type", "event", *Figures().values()
-            )
-            for minute, job_type, name, *figures in rows:
-                minutes[(minute, job_type, name)].add(Figures(*figures))
-        backlog = 0
+            window = TallyMinute.objects.filter(minute__gte=since)
+            for row in window.exclude(type="").values("minute", "event").annotate(n=Sum("count")):
+                per_minute[(row["minute"], row["event"])] += row["n"]
+            sums = {column: Sum(column) for column in COLUMNS}
+            for row in window.values(*TOTAL_KEY).annotate(**sums).order_by():
+                per_type[(row["type"], row["event"])].add(_figures(row))
         for source in SOURCES:
             after = cursors.get(source.name, 0)
             pending = _max_id(source) - after
             if pending > settings.JOBSITE_METRICS_TAIL_MAX:
                 backlog += pending
                 continue
-            for (minute, job_type, name), figures in source.groups(after, None).items():
-                totals[(job_type, name)].add(figures)
+            for row in source.rows(after, None, MINUTE_KEY):
+                figures = _figures(row)
+                key = (row["type"], row["event"])
+                totals[key].add(figures)
+                minute = _aware(row["minute"])
                 if since is not None and minute >= since:
-                    minutes[(minute, job_type, name)].add(figures)
-    return Snapshot(totals=dict(totals), minutes=dict(minutes), backlog=backlog)
+                    per_type[key].add(figures)
+                    if row["type"]:
+                        per_minute[(minute, row["event"])] += figures.count
+    return Snapshot(
+        totals=dict(totals), per_minute=dict(per_minute), per_type=dict(per_type), backlog=backlog
+    )
+
+
+def _aware(minute: Any) -> datetime:
+    """A truncated minute as the query gave it (SQLite: text) as an aware datetime."""
+    if isinstance(minute, str):
+        minute = datetime.fromisoformat(minute)
+    return minute if timezone.is_aware(minute) else timezone.make_aware(minute, UTC)
 
 
 def purge_minutes(now: datetime) -> int:

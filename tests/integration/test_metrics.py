@@ -151,3 +151,15 @@ def test_the_token_guards_the_figures(metrics_webs, web):
     # Without a token set (the session's own web process), metrics are off.
     off = scrape(web, token=TOKEN)
     assert off.status_code == 404 and off.json()["error"]["code"] == "metrics_off"
+
+
+def test_every_metric_the_grafana_dashboard_draws_is_served(live, metrics_webs):
+    from tests.test_compose import EXPORTED_METRICS
+
+    [server, _] = metrics_webs
+    response = scrape(server)
+    assert response.status_code == 200, response.text
+    declared = {
+        line.split()[2] for line in response.text.splitlines() if line.startswith("# TYPE ")
+    }
+    assert set(EXPORTED_METRICS) <= declared, set(EXPORTED_METRICS) - declared

@@ -19,7 +19,7 @@
     retried: "#d98b00",
   };
   Chart.defaults.animation = false;  // a redraw every few seconds: no animation to sit through
-  Chart.defaults.maintainAspectRatio = true;
+  Chart.defaults.maintainAspectRatio = false;  // each chart fills its container's height
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
