@@ -283,6 +283,7 @@ def run(sizes: list[int], shot: Path | None) -> dict[str, Any]:
             facts, rows = measure(size, setup, owner.pk, base, cookies, token)
             out["sizes"].append(facts)
             out["rows"] += rows
+        show(out)  # before the screenshot: a browser that fails loses no figures
         if shot:
             for queue, n in (("documents", 40), ("media", 6), ("web", 3)):
                 for _ in range(n):
@@ -299,19 +300,22 @@ def run(sizes: list[int], shot: Path | None) -> dict[str, Any]:
         setup.stop()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 5_000_000])
-    parser.add_argument("--screenshot", type=Path, default=None)
-    args = parser.parse_args()
-    out = run(args.sizes, args.screenshot)
+def show(out: dict[str, Any]) -> None:
     print(out["machine"])
     for facts in out["sizes"]:
         print(
             f"{facts['jobs']:,} jobs, {facts['events']:,} events: fill {facts['fill s']} s, "
             f"first tally of every event {facts['tally s']} s"
         )
-    print(report.table(out["rows"]))
+    print(report.table(out["rows"]), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 5_000_000])
+    parser.add_argument("--screenshot", type=Path, default=None)
+    args = parser.parse_args()
+    out = run(args.sizes, args.screenshot)
     sizes = "; ".join(
         f"{f['jobs']:,} jobs ({f['events']:,} events): the first tally of every event took "
         f"{f['tally s']} s"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
@@ -56,7 +57,11 @@ def urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
         window = _window(request)
         if window is None:
             return _bad_window()
-        response = JsonResponse(dashboard.figures(window))
+        try:
+            response = JsonResponse(dashboard.figures(window))
+        except (OperationalError, InterfaceError):  # the page says so and asks again
+            response = error_response(503, "database_unavailable", "The database is unavailable")
+            response["Retry-After"] = str(REFRESH_SECONDS)
         response["Cache-Control"] = "no-store"
         return response
 
