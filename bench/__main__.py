@@ -1,7 +1,7 @@
 """``make bench``: every benchmark against the production setup (PostgreSQL + Redis) on
 this machine, each beside its baseline, written to ``docs/benchmarks.md``.
 
-    python -m bench            # the full sizes (about 40 minutes on 2 cores)
+    python -m bench            # the full sizes (over an hour on 2 cores)
     python -m bench --quick    # small sizes, to check the harness (a few minutes)
     python -m bench --skip documents --skip watchers
 """
@@ -30,6 +30,9 @@ FULL = [
     ["bench.web"],
     ["bench.media"],
     ["bench.media_jobs"],
+    ["bench.memory_ops"],
+    ["bench.purge"],
+    ["bench.dashboard"],
 ]
 QUICK = [
     ["bench.throughput", "--jobs", "2000", "--rounds", "1"],
@@ -44,6 +47,9 @@ QUICK = [
     ["bench.web", "--repeat", "1"],
     ["bench.media", "--models", "light"],
     ["bench.media_jobs", "--runs", "1", "--probes", "10"],
+    ["bench.memory_ops", "--memories", "5000"],
+    ["bench.purge", "--jobs", "20000", "--seconds", "5"],
+    ["bench.dashboard", "--sizes", "10000", "50000"],
 ]
 
 

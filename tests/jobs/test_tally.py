@@ -126,9 +126,13 @@ def test_a_backlog_is_read_in_chunks_and_reported_until_read(user, settings):
         finish(create(user))
     snap = tally.snapshot()
     assert snap.backlog > 5 and not counts(snap)  # too long to read on the fly
-    tally.roll_up()
-    ripen()
-    tally.roll_up(chunk=3)
+    # Several runs, as beat makes them (in the PostgreSQL suite, ids start where earlier
+    # tests left the sequence, and the session's beat may have taken the horizon first).
+    for _ in range(20):
+        tally.roll_up(chunk=3)
+        ripen()
+        if tally.snapshot().backlog == 0:
+            break
     assert tally.snapshot().backlog == 0
     assert counts(tally.snapshot())[("echo", "completed")] == 4
 
