@@ -27,12 +27,16 @@ TYPES = "ARRAY['echo','document_processing','media_analysis','web_extraction','b
 # Per type: a typical duration (seconds) and its spread, as a multiplier of random().
 DURATIONS = "ARRAY[0.05, 4.0, 45.0, 1.5, 12.0]"
 
-FILL_JOBS = f"""
+# Both fills write every column of a job row, in this order.
+INSERT_JOBS = """
 INSERT INTO jobs_job (
     id, type, params, status, progress, current_step, result, error_code, error_message,
     error_traceback, attempts, max_retries, retry_base, priority, queue, time_limit, owner_id,
     request_fingerprint, callback_url, input_file, celery_task_id, worker, created_at,
-    started_at, completed_at, updated_at)
+    started_at, completed_at, updated_at)"""
+
+FILL_JOBS = f"""
+{INSERT_JOBS}
 SELECT gen_random_uuid(), ({TYPES})[t], '{{}}', status, 100, '',
     CASE t WHEN 2 THEN jsonb_build_object('pages', 1 + (d * 30)::int)
            WHEN 3 THEN jsonb_build_object('duration_s', round((d * 600)::numeric, 2))
@@ -52,11 +56,7 @@ FROM (
 # The last six hours: a rate that swells and ebbs, and web extraction failing for half an
 # hour two hours ago (a site that went down).
 FILL_RECENT = f"""
-INSERT INTO jobs_job (
-    id, type, params, status, progress, current_step, result, error_code, error_message,
-    error_traceback, attempts, max_retries, retry_base, priority, queue, time_limit, owner_id,
-    request_fingerprint, callback_url, input_file, celery_task_id, worker, created_at,
-    started_at, completed_at, updated_at)
+{INSERT_JOBS}
 SELECT gen_random_uuid(), ({TYPES})[t], '{{}}', status, 100, '', '{{}}', '', '', '', 1, 3, 0,
     5, 'default', 600, %(owner)s, '', '', '', '', 'w:1', at,
     CASE WHEN status = 'cancelled' THEN NULL ELSE at + interval '0.2 second' END,

@@ -17,7 +17,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs import selectors, tally
-from jobs.broker import queue_depths
 from jobs.queues import ALL_QUEUES
 
 # Minutes shown -> minutes per point of the chart (at most 360 points).
@@ -112,31 +111,31 @@ def _rounded(seconds: float | None) -> float | None:
 
 def _now() -> dict[str, Any]:
     """What is true now: queues, jobs not finished, workers."""
-    waiting = selectors.pending_by_queue()
-    depths = queue_depths(list(ALL_QUEUES))
+    now = selectors.live_state()
     queues = []
     for queue in ALL_QUEUES:
-        pending, age = waiting.get(queue, (0, 0.0))
+        pending, age = now.waiting.get(queue, (0, 0.0))
         queues.append(
             {
                 "queue": queue,
-                "depth": None if depths is None else depths.get(queue, 0),
+                "depth": None if now.depths is None else now.depths.get(queue, 0),
                 "pending": pending,
                 "oldest_pending_age_s": age,
+                "stale": age > selectors.STALE_PENDING_SECONDS,
                 "link": job_list(status__exact="pending", queue__exact=queue),
             }
         )
     unfinished = [
         {"status": status, "jobs": n, "link": job_list(status__exact=status)}
-        for status, n in selectors.unfinished_counts().items()
+        for status, n in now.unfinished.items()
     ]
     running = [
         {"worker": worker, "jobs": n, "link": job_list(status__exact="running", worker=worker)}
-        for worker, n in sorted(selectors.running_by_worker().items())
+        for worker, n in sorted(now.running.items())
     ]
     return {
         "queues": queues,
-        "broker_up": depths is not None,
+        "broker_up": now.depths is not None,
         "unfinished": unfinished,
-        "workers": {"online": selectors.active_workers(), "running": running},
+        "workers": {"online": now.workers, "running": running},
     }

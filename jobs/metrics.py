@@ -31,7 +31,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from jobs import selectors, tally
 from jobs.api.errors import error_response
-from jobs.broker import queue_depths
 from jobs.queues import ALL_QUEUES
 
 log = logging.getLogger(__name__)
@@ -122,14 +121,13 @@ def _bound(seconds: float) -> str:
 
 def _live_gauges() -> Iterator[Metric]:
     """What is true now: jobs waiting and running, the queues, the workers."""
+    now = selectors.live_state()
     in_flight = GaugeMetricFamily(
         "jobsite_jobs", "Jobs not finished, by status.", labels=["status"]
     )
-    for status, n in selectors.unfinished_counts().items():
+    for status, n in now.unfinished.items():
         in_flight.add_metric([status], n)
     yield in_flight
-    waiting = selectors.pending_by_queue()
-    depths = queue_depths(list(ALL_QUEUES))
     depth = GaugeMetricFamily(
         "jobsite_queue_depth", "Messages waiting in the broker, by queue.", labels=["queue"]
     )
@@ -142,26 +140,27 @@ def _live_gauges() -> Iterator[Metric]:
         labels=["queue"],
     )
     for queue in ALL_QUEUES:
-        if depths is not None:
-            depth.add_metric([queue], depths.get(queue, 0))
-        count, age = waiting.get(queue, (0, 0.0))
+        if now.depths is not None:
+            depth.add_metric([queue], now.depths.get(queue, 0))
+        count, age = now.waiting.get(queue, (0, 0.0))
         pending.add_metric([queue], count)
         oldest.add_metric([queue], age)
     yield from (depth, pending, oldest)
     yield GaugeMetricFamily(
-        "jobsite_broker_up", "1 if the broker answered this scrape.", value=int(depths is not None)
+        "jobsite_broker_up",
+        "1 if the broker answered this scrape.",
+        value=int(now.depths is not None),
     )
-    workers = selectors.active_workers()
     online = GaugeMetricFamily(
         "jobsite_workers_online", "Celery workers answering a ping (absent: broker down)."
     )
-    if workers is not None:
-        online.add_metric([], workers)
+    if now.workers is not None:
+        online.add_metric([], now.workers)
     yield online
     running = GaugeMetricFamily(
         "jobsite_worker_running_jobs", "Jobs running, by worker.", labels=["worker"]
     )
-    for worker, n in selectors.running_by_worker().items():
+    for worker, n in now.running.items():
         running.add_metric([worker or "unknown"], n)
     yield running
 

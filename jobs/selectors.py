@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import psutil
@@ -230,18 +231,17 @@ def active_workers() -> int | None:
     return count
 
 
+# A queue whose oldest pending job waited longer is stale: queue stats call the queues
+# degraded, the dashboard draws them red.
+STALE_PENDING_SECONDS = 300
+
+
 def queue_stats(*, user: Any) -> dict[str, Any]:
     """Counts by status (the caller's own jobs; staff see all), broker depth per queue,
     the age of the oldest pending job per queue, and worker and host facts."""
     jobs = Job.objects.all() if user.is_staff else Job.objects.filter(owner=user)
     counts = {row["status"]: row["n"] for row in jobs.values("status").annotate(n=Count("pk"))}
-    now = timezone.now()
-    oldest = {
-        row["queue"]: round((now - row["oldest"]).total_seconds(), 3)
-        for row in jobs.filter(status=JobStatus.PENDING)
-        .values("queue")
-        .annotate(oldest=Min("created_at"))
-    }
+    oldest = {queue: age for queue, (_, age) in pending_by_queue(jobs).items()}
     depths = queue_depths(list(ALL_QUEUES))
     workers = active_workers()
     reasons = []
@@ -249,7 +249,7 @@ def queue_stats(*, user: Any) -> dict[str, Any]:
         reasons.append("broker unreachable")
     if workers == 0:
         reasons.append("no worker answers")
-    stale = [queue for queue, age in oldest.items() if age > 300]
+    stale = [queue for queue, age in oldest.items() if age > STALE_PENDING_SECONDS]
     if stale:
         reasons.append(f"jobs waiting over 5 minutes in: {', '.join(sorted(stale))}")
     status = "unhealthy" if depths is None or workers == 0 else "degraded" if reasons else "healthy"
@@ -286,11 +286,13 @@ def unfinished_counts() -> dict[str, int]:
     return {str(status): Job.objects.filter(status=status).count() for status in waiting}
 
 
-def pending_by_queue() -> dict[str, tuple[int, float]]:
-    """Per queue: pending jobs and the oldest one's age in seconds (index job_pending)."""
+def pending_by_queue(jobs: QuerySet[Job] | None = None) -> dict[str, tuple[int, float]]:
+    """Per queue: pending jobs (of ``jobs``: all by default) and the oldest one's age in
+    seconds (index job_pending)."""
     now = timezone.now()
     rows = (
-        Job.objects.filter(status=JobStatus.PENDING)
+        (Job.objects.all() if jobs is None else jobs)
+        .filter(status=JobStatus.PENDING)
         .values("queue")
         .annotate(n=Count("pk"), oldest=Min("created_at"))
         .order_by()
@@ -305,3 +307,26 @@ def running_by_worker() -> dict[str, int]:
     """Running jobs per worker (index job_running: as many rows as jobs run at once)."""
     rows = Job.objects.filter(status=JobStatus.RUNNING).values("worker").annotate(n=Count("pk"))
     return {row["worker"]: row["n"] for row in rows.order_by()}
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What is true now, for ``/metrics`` and the dashboard alike: jobs not finished by
+    status, pending jobs and oldest age per queue, broker depths (None: broker down),
+    workers answering a ping (None: unknown), running jobs per worker."""
+
+    unfinished: dict[str, int]
+    waiting: dict[str, tuple[int, float]]
+    depths: dict[str, int] | None
+    workers: int | None
+    running: dict[str, int]
+
+
+def live_state() -> LiveState:
+    return LiveState(
+        unfinished=unfinished_counts(),
+        waiting=pending_by_queue(),
+        depths=queue_depths(list(ALL_QUEUES)),
+        workers=active_workers(),
+        running=running_by_worker(),
+    )

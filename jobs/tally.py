@@ -65,7 +65,6 @@ PAGES = {"document_processing": "pages"}
 MEDIA_SECONDS = {"media_analysis": "duration_s"}
 
 FINISHED = tuple(sorted(TERMINAL_STATUSES))
-JOB_EVENTS = ("created", "started", "retried", "restarted", *FINISHED)
 WEBHOOK_OUTCOMES = ("delivered", "retry", "gave_up")
 
 

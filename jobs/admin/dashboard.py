@@ -36,12 +36,17 @@ def urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
     """The page and its data, behind the admin's login and the job list's view permission."""
     site = model_admin.admin_site
 
-    def page(request: HttpRequest) -> HttpResponse:
+    def checked(request: HttpRequest) -> int | JsonResponse:
+        """The window asked for, or the 403 or 400 that answers instead."""
         if not model_admin.has_view_permission(request):
             return error_response(403, "permission_denied", "Permission denied")
         window = _window(request)
-        if window is None:
-            return _bad_window()
+        return _bad_window() if window is None else window
+
+    def page(request: HttpRequest) -> HttpResponse:
+        window = checked(request)
+        if isinstance(window, JsonResponse):
+            return window
         context: dict[str, Any] = {
             **site.each_context(request),
             "title": "Jobs dashboard",
@@ -52,11 +57,9 @@ def urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
         return TemplateResponse(request, "admin/jobs/dashboard.html", context)
 
     def data(request: HttpRequest) -> JsonResponse:
-        if not model_admin.has_view_permission(request):
-            return error_response(403, "permission_denied", "Permission denied")
-        window = _window(request)
-        if window is None:
-            return _bad_window()
+        window = checked(request)
+        if isinstance(window, JsonResponse):
+            return window
         try:
             response = JsonResponse(dashboard.figures(window))
         except (OperationalError, InterfaceError):  # the page says so and asks again

@@ -170,7 +170,7 @@
       ),
     );
     drawBars(queueChart, figures.queues, (row) => row.pending,
-      (row) => (row.oldest_pending_age_s > 300 ? COLOURS.failed : COLOURS.created),
+      (row) => (row.stale ? COLOURS.failed : COLOURS.created),
       (row) => row.link);
   }
 
