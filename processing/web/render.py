@@ -346,6 +346,26 @@ def _running(process: psutil.Process) -> bool:
         return False
 
 
+def _outside_the_tree(directory: Path) -> list[psutil.Process]:
+    """Our processes that are not in the browser's tree: the crash handlers, which Chromium
+    double-forks into sessions of their own (no group kill reaches them) and which outlive
+    a killed browser by seconds. They name the profile on their command line.
+
+    (``--disable-crashpad-for-testing`` would not start them, but Chromium 156 then aborts
+    most loads.)
+    """
+    found = []
+    uid = os.getuid()
+    for process in psutil.process_iter(["uids", "cmdline"]):
+        with contextlib.suppress(psutil.Error, TypeError):
+            info = process.info
+            if info["uids"].real == uid and any(
+                str(directory) in part for part in info["cmdline"] or ()
+            ):
+                found.append(process)
+    return found
+
+
 def _sweep_profiles() -> None:
     """Remove the profiles of renders whose process died without cleaning up (a worker
     SIGKILLed mid-render: its browser died with it, its directory did not).
@@ -512,12 +532,14 @@ class _Browser:
     # --- the end ----------------------------------------------------------------------
 
     def kill(self) -> None:
-        """SIGKILL the process group and every process of the tree ever seen (a helper
-        that left the group is still one of ours)."""
+        """SIGKILL the process group, every process of the tree ever seen (a helper that
+        left the group is still one of ours) and the crash handlers."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self._tree()
         with self._lock:
+            for process in _outside_the_tree(self.directory):
+                self._seen.setdefault(process.pid, process)
             seen = list(self._seen.values())
         for process in seen:
             with contextlib.suppress(psutil.Error):
