@@ -3,16 +3,20 @@ awaited.
 
 Each call is described once (``_Call``: method, path, query, body, files) by the shared
 resource code, and sent by the sync or the async transport. Sending retries a 429 or a
-503 (and a connection that failed before an answer) with exponential backoff and jitter,
-waiting what ``Retry-After`` asks when the server says; a create carries an
-``Idempotency-Key`` (one is made when none is given), so a create retried after a lost
-answer never makes a second job.
+503 with exponential backoff and jitter, waiting what ``Retry-After`` asks when the
+server says, and a connection that failed: always when nothing was sent, and after a lost
+answer when sending again is harmless. A create carries an ``Idempotency-Key`` (one is
+made when none is given), so a create retried after a lost answer never makes a second
+job.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -35,7 +39,7 @@ from tenacity import (
 )
 
 from jobsite_client import errors
-from jobsite_client.models import Batch, Job
+from jobsite_client.models import TERMINAL, Batch, Job
 from jobsite_client.webhooks import Webhooks
 
 RETRY_STATUSES = (429, 503)
@@ -62,12 +66,20 @@ def _wait(state: RetryCallState) -> float:
     return _backoff(state)
 
 
-def _retrying_kwargs(retries: int) -> dict[str, Any]:
+# Sent again after any of these: nothing reached the server.
+_NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+# Sent again after these only when that is harmless (``_Call.replayable``): the server may
+# have acted on the request before its answer was lost.
+_ANSWER_LOST = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ReadTimeout)
+
+
+def _retrying_kwargs(retries: int, replayable: bool) -> dict[str, Any]:
+    lost = _NOTHING_SENT + _ANSWER_LOST if replayable else _NOTHING_SENT
     return {
         "stop": stop_after_attempt(retries + 1),
         "wait": _wait,
         "retry": retry_if_result(lambda r: r.status_code in RETRY_STATUSES)
-        | retry_if_exception_type((httpx.ConnectError, httpx.RemoteProtocolError)),
+        | retry_if_exception_type(lost),
         # Out of retries: the last answer (a 429 or 503) is parsed into its exception, and a
         # connection error is raised as it was.
         "retry_error_callback": lambda state: state.outcome.result(),
@@ -85,6 +97,12 @@ class _Call:
     files: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
+
+    @property
+    def replayable(self) -> bool:
+        """A read, or a write the server deduplicates by its Idempotency-Key: sending it
+        twice does what sending it once does."""
+        return self.method == "GET" or "Idempotency-Key" in self.headers
 
     def kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"headers": self.headers}
@@ -128,11 +146,22 @@ def _settings(base_url: str | None, api_key: str | None) -> tuple[str, str]:
 # --- the calls, described once ---------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _opened(file: str | Path | BinaryIO | None) -> Iterator[BinaryIO | None]:
+    """A path opened for the upload and closed after it; an open file is the caller's.
+    (httpx reads it from the start on each attempt: a retried upload sends it whole.)"""
+    if isinstance(file, (str, Path)):
+        with open(file, "rb") as handle:
+            yield handle
+    else:
+        yield file
+
+
 def _create_call(
     *,
     type: str,
     params: dict[str, Any] | None,
-    file: str | Path | BinaryIO | None,
+    file: BinaryIO | None,
     file_url: str | None,
     collection_id: str | None,
     callback_url: str | None,
@@ -153,7 +182,7 @@ def _create_call(
     if file is None:
         return _Call("POST", "/api/v1/jobs/", json={"type": type, "params": merged, **extra},
                      headers=headers)  # fmt: skip
-    handle = open(file, "rb") if isinstance(file, (str, Path)) else file  # noqa: SIM115 - sent, then closed by httpx
+    handle = file
     name = Path(getattr(handle, "name", "upload")).name
     data = {"type": type, "params": json.dumps(merged), **{k: str(v) for k, v in extra.items()}}
     return _Call("POST", "/api/v1/jobs/", data=data, files={"file": (name, handle)},
@@ -179,6 +208,43 @@ def _batch_call(jobs: list[dict[str, Any]], callback_url: str | None, key: str |
         body["callback_url"] = callback_url
     return _Call("POST", "/api/v1/batches/", json=body,
                  headers={"Idempotency-Key": key or f"jsc-{uuid.uuid4()}"})  # fmt: skip
+
+
+# What ends a stream's connection before the job ends: it is opened again.
+_STREAM_DROPS = (*_NOTHING_SENT, *_ANSWER_LOST)
+# The server sends a keepalive every 15 s: a stream silent for 60 s is dead (a half-open
+# connection after a network change) and is opened again.
+_STREAM_TIMEOUT = httpx.Timeout(30.0, read=60.0)
+
+
+class _Reconnects:
+    """When a dropped stream is opened again: at once after a connection that delivered
+    something, then after growing waits; never more than ``retries`` times in a row."""
+
+    def __init__(self, job_id: str, retries: int) -> None:
+        self.job_id = job_id
+        self.retries = retries
+        self.failures = 0
+
+    def delivered(self) -> None:
+        self.failures = 0
+
+    def dropped(self, reason: object) -> float:
+        """Seconds to wait before opening it again; ``ServerError`` when it is time to stop."""
+        self.failures += 1
+        if self.failures > self.retries:
+            raise errors.ServerError(
+                f"The stream of job {self.job_id} dropped {self.failures} times in a row: {reason}",
+                code="unreachable",
+            )
+        if self.failures == 1:
+            return 0.0
+        return min(30.0, 0.5 * 2 ** (self.failures - 2)) + random.uniform(0, 0.5)
+
+
+def _refused_for_now(exc: errors.JobsiteError) -> bool:
+    """A stream the server would not open yet (429, 503): asked again like a drop."""
+    return exc.status in RETRY_STATUSES
 
 
 def _remaining(deadline: float | None) -> float:
@@ -220,7 +286,7 @@ class Jobsite:
         self.webhooks = Webhooks()
 
     def _response(self, call: _Call) -> httpx.Response:
-        for attempt in Retrying(**_retrying_kwargs(self._retries)):
+        for attempt in Retrying(**_retrying_kwargs(self._retries, call.replayable)):
             with attempt:
                 response = self._http.request(call.method, call.path, **call.kwargs())
             if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
@@ -262,12 +328,13 @@ class Jobs:
         priority: int | None = None,
         run_at: str | None = None,
     ) -> Job:
-        call = _create_call(
-            type=type, params=params, file=file, file_url=file_url,
-            collection_id=collection_id, callback_url=callback_url,
-            idempotency_key=idempotency_key, priority=priority, run_at=run_at,
-        )  # fmt: skip
-        return Job.of(self._client.send(call))
+        with _opened(file) as handle:
+            call = _create_call(
+                type=type, params=params, file=handle, file_url=file_url,
+                collection_id=collection_id, callback_url=callback_url,
+                idempotency_key=idempotency_key, priority=priority, run_at=run_at,
+            )  # fmt: skip
+            return Job.of(self._client.send(call))
 
     def get(self, job_id: str) -> Job:
         return Job.of(self._client.send(_Call("GET", f"/api/v1/jobs/{job_id}/")))
@@ -311,27 +378,36 @@ class Jobs:
         connection is opened again with ``Last-Event-ID``, so no change is missed or
         repeated."""
         last: str | None = None
+        reconnects = _Reconnects(job_id, self._client._retries)
         while True:
             headers = {"Last-Event-ID": last} if last else {}
+            reason: object = "the server ended it before the job ended"
             try:
                 with connect_sse(
                     self._client._http, "GET", f"/api/v1/jobs/{job_id}/stream/",
-                    headers=headers, timeout=httpx.Timeout(30.0, read=None),
+                    headers=headers, timeout=_STREAM_TIMEOUT,
                 ) as source:  # fmt: skip
                     if not source.response.is_success:
                         source.response.read()
                         _parse(source.response)
                     for event in source.iter_sse():
                         last = event.id or last
-                        if not event.data:  # the opening ``retry:`` line
+                        if not event.data:  # the opening ``retry:`` line, a keepalive
                             continue
+                        reconnects.delivered()
                         state = event.json()
                         yield state
-                        if state.get("status") in ("completed", "failed", "cancelled"):
+                        if state.get("status") in TERMINAL:
                             return
-                    return
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError):
-                continue  # dropped: resume after the last event seen
+            except _STREAM_DROPS as exc:
+                reason = exc
+            except errors.JobsiteError as exc:
+                if not _refused_for_now(exc):
+                    raise
+                reason = exc
+            # Dropped, or ended early (a web process restarting): resume after the last
+            # event seen.
+            time.sleep(reconnects.dropped(reason))
 
 
 class Batches:
@@ -417,7 +493,7 @@ class AsyncJobsite:
         self.webhooks = Webhooks()
 
     async def _response(self, call: _Call) -> httpx.Response:
-        async for attempt in AsyncRetrying(**_retrying_kwargs(self._retries)):
+        async for attempt in AsyncRetrying(**_retrying_kwargs(self._retries, call.replayable)):
             with attempt:
                 response = await self._http.request(call.method, call.path, **call.kwargs())
             if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
@@ -459,12 +535,13 @@ class AsyncJobs:
         priority: int | None = None,
         run_at: str | None = None,
     ) -> Job:
-        call = _create_call(
-            type=type, params=params, file=file, file_url=file_url,
-            collection_id=collection_id, callback_url=callback_url,
-            idempotency_key=idempotency_key, priority=priority, run_at=run_at,
-        )  # fmt: skip
-        return Job.of(await self._client.send(call))
+        with _opened(file) as handle:
+            call = _create_call(
+                type=type, params=params, file=handle, file_url=file_url,
+                collection_id=collection_id, callback_url=callback_url,
+                idempotency_key=idempotency_key, priority=priority, run_at=run_at,
+            )  # fmt: skip
+            return Job.of(await self._client.send(call))
 
     async def get(self, job_id: str) -> Job:
         return Job.of(await self._client.send(_Call("GET", f"/api/v1/jobs/{job_id}/")))
@@ -503,12 +580,14 @@ class AsyncJobs:
 
     async def stream(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
         last: str | None = None
+        reconnects = _Reconnects(job_id, self._client._retries)
         while True:
             headers = {"Last-Event-ID": last} if last else {}
+            reason: object = "the server ended it before the job ended"
             try:
                 async with aconnect_sse(
                     self._client._http, "GET", f"/api/v1/jobs/{job_id}/stream/",
-                    headers=headers, timeout=httpx.Timeout(30.0, read=None),
+                    headers=headers, timeout=_STREAM_TIMEOUT,
                 ) as source:  # fmt: skip
                     if not source.response.is_success:
                         await source.response.aread()
@@ -517,13 +596,18 @@ class AsyncJobs:
                         last = event.id or last
                         if not event.data:
                             continue
+                        reconnects.delivered()
                         state = event.json()
                         yield state
-                        if state.get("status") in ("completed", "failed", "cancelled"):
+                        if state.get("status") in TERMINAL:
                             return
-                    return
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError):
-                continue
+            except _STREAM_DROPS as exc:
+                reason = exc
+            except errors.JobsiteError as exc:
+                if not _refused_for_now(exc):
+                    raise
+                reason = exc
+            await asyncio.sleep(reconnects.dropped(reason))
 
 
 class AsyncBatches:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from jobsite_client import (
     InvalidSignature,
     Jobsite,
     NotFound,
+    ServerError,
     WaitTimeout,
 )
 
@@ -224,6 +226,83 @@ def test_webhooks_verify_what_the_server_signs(client, user):
         client.webhooks.verify(headers, body.replace('"x"', '"y"'), record.secret)
     with pytest.raises(InvalidSignature):
         client.webhooks.verify(headers, body, signing.new_secret())
+
+
+class LosingAnswers(httpx.HTTPTransport):
+    """Sends each request, and loses the answer of the first ``lose`` requests to ``path``
+    (the server acted; the client saw the connection fail mid-answer)."""
+
+    def __init__(self, path: str, lose: int = 1) -> None:
+        super().__init__()
+        self.path, self.lose, self.sent = path, lose, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.url.path.startswith(self.path):
+            self.sent += 1
+            if self.sent <= self.lose:
+                response.read()
+                response.close()
+                raise httpx.ReadError("connection reset mid-answer", request=request)
+        return response
+
+
+def test_a_create_whose_answer_was_lost_is_sent_again_and_makes_one_job(web, api, user, tmp_path):
+    from jobs.models import Job
+
+    lossy = LosingAnswers("/api/v1/jobs/", lose=2)
+    with Jobsite(web.url, api.api_key, transport=lossy) as client:
+        job = client.jobs.create(type="echo", params={"payload": "once"})
+    assert lossy.sent == 3  # lost twice, the third answer came back
+    assert [str(pk) for pk in Job.objects.filter(owner=user).values_list("id", flat=True)] == [
+        job.id
+    ]
+
+    upload = tmp_path / "notes.txt"
+    upload.write_bytes(b"Glaciers carve valleys. " * 4000)
+    lossy = LosingAnswers("/api/v1/jobs/")
+    with Jobsite(web.url, api.api_key, transport=lossy) as client:
+        collection = client.collections.create("lossy")
+        made = client.jobs.create(
+            type="document_processing", file=upload, collection_id=collection["id"]
+        )
+    assert lossy.sent == 2
+    assert Job.objects.filter(owner=user).count() == 2
+    stored = Job.objects.get(pk=made.id)
+    assert stored.input_file.size == upload.stat().st_size  # the retry sent it whole
+
+
+def test_a_cancel_whose_answer_was_lost_is_not_sent_again(web, api, user):
+    """Cancel carries no Idempotency-Key: sent twice, the second would answer 409 for a job
+    that was cancelled. The caller hears that the answer was lost, and the job is cancelled."""
+    with Jobsite(web.url, api.api_key) as direct:
+        job = direct.jobs.create(type="echo", params={"duration_s": 30, "steps": 30})
+    lossy = LosingAnswers(f"/api/v1/jobs/{job.id}/cancel/")
+    with pytest.raises(ServerError) as lost, Jobsite(web.url, api.api_key, transport=lossy) as c:
+        c.jobs.cancel(job.id)
+    assert lost.value.code == "unreachable" and lossy.sent == 1
+    with Jobsite(web.url, api.api_key) as direct:
+        assert direct.jobs.wait(job.id, timeout=30).status == "cancelled"
+
+
+def test_a_stream_that_cannot_reconnect_gives_up_after_growing_waits():
+    """No hot loop against a server that is gone: each attempt waits longer, and the
+    stream raises once its retries are spent."""
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    attempts: list[float] = []
+
+    class Counting(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            attempts.append(time.monotonic())
+            return super().handle_request(request)
+
+    nowhere = Jobsite(f"http://127.0.0.1:{port}", "jsk_any", retries=3, transport=Counting())
+    with nowhere, pytest.raises(ServerError) as gone:
+        list(nowhere.jobs.stream("00000000-0000-4000-8000-000000000000"))
+    assert gone.value.code == "unreachable" and "4 times in a row" in gone.value.message
+    waits = [b - a for a, b in itertools.pairwise(attempts)]
+    assert len(attempts) == 4 and waits[1] >= 0.5 and waits[2] >= 1.0
 
 
 BLOCKER = """

@@ -13,6 +13,8 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.utils import timezone
 
+from tests.helpers import wait_status
+
 pytestmark = [pytest.mark.worker]
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -62,13 +64,7 @@ def test_every_change_in_order_then_the_stream_ends(web, api):
 
 def test_first_event_is_the_current_state_and_a_finished_job_ends_at_once(web, api):
     job_id = api.post("/api/v1/jobs/", {"type": "echo"}, format="json").json()["job_id"]
-    api_url = f"/api/v1/jobs/{job_id}/poll/"
-    httpx.get(
-        f"{web.url}{api_url}",
-        params={"current_status": "completed", "timeout": 20},
-        headers=headers(api),
-        timeout=30,
-    )
+    assert wait_status(job_id, "completed").status == "completed"
     with httpx.stream(
         "GET", f"{web.url}/api/v1/jobs/{job_id}/stream/", headers=headers(api), timeout=10
     ) as response:
