@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -226,8 +227,9 @@ class Processes:
         return server
 
     def stop_all(self) -> None:
-        for proc in reversed(self.started):
-            proc.stop()
+        """All at once: each stop waits for its process's warm shutdown."""
+        with ThreadPoolExecutor(max_workers=max(1, len(self.started))) as pool:
+            list(pool.map(lambda proc: proc.stop(), self.started))
 
 
 def wait_for(
