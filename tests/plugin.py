@@ -135,6 +135,54 @@ def pytest_sessionstart(session):
         pytest.exit(message + ": skipped (they are required under CI=true)", returncode=0)
 
 
+# Fixtures through which a test reaches the database or the broker (``item.fixturenames``
+# is the closure: ``api`` brings ``db`` with it).
+SERVICE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+        "live_server",
+        "platform",
+        "live",
+        "web",
+        "web_server",
+        "gunicorn",
+        "broker",
+    }
+)
+
+
+def services_used(item: pytest.Item) -> list[str]:
+    """The service fixtures (the shared ones, not a module's own of the same name) and
+    marks that ``item`` uses."""
+    definitions = item._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
+    used = sorted(
+        name
+        for name in SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if definitions[name][-1].func.__module__ != item.module.__name__  # type: ignore[attr-defined]
+    )
+    used += [mark for mark in ("django_db", "worker") if item.get_closest_marker(mark)]
+    return used
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """``services_free`` tests (parsers, the browser, the proxy policy) give the same result
+    on either setup: ``make test`` runs them in its first suite only (``JOBSITE_SUITE=
+    repeat`` in the second). A marked test that reaches a service is an error, so the mark
+    cannot hide a test from the PostgreSQL suite."""
+    free = [item for item in items if item.get_closest_marker("services_free")]
+    wrong = [f"{item.nodeid} ({', '.join(used)})" for item in free if (used := services_used(item))]
+    if wrong:
+        raise pytest.UsageError(
+            "marked services_free but reaches the database or the broker:\n  " + "\n  ".join(wrong)
+        )
+    if os.environ.get("JOBSITE_SUITE") == "repeat" and free:
+        config.hook.pytest_deselected(items=free)
+        items[:] = [item for item in items if not item.get_closest_marker("services_free")]
+
+
 # What a skipped test needed, by words in its skip reason: (words, what it needs, how to get it).
 SKIP_GROUPS = (
     (("JOBSITE_CORPUS",), "the corpus", "set JOBSITE_CORPUS to its folder"),

@@ -1,6 +1,10 @@
 """Task names are a contract with messages already in queues: a rename shows here."""
 
+import pytest
+
 from jobsite.celery import app
+
+pytestmark = pytest.mark.services_free
 
 
 def test_registered_task_names():

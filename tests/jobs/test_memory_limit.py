@@ -8,6 +8,8 @@ import pytest
 
 from jobs.runtime import memory_limit
 
+pytestmark = pytest.mark.services_free
+
 
 def test_a_job_may_allocate_its_allowance_and_no_more_and_the_cap_is_lifted_after():
     with memory_limit(200):

@@ -36,6 +36,8 @@ from jobs.outbound import client as client_module
 from tests import netguard
 from tests.netguard import Net
 
+pytestmark = pytest.mark.services_free
+
 net = netguard.net  # the autouse guard, for every test in this module
 
 LOCAL = ["127.0.0.1"]

@@ -23,6 +23,8 @@ from tests import netguard
 from tests.netguard import Net
 from tests.origin import Origin, OriginHandler, redirect_to_query, serving, trickle
 
+pytestmark = pytest.mark.services_free
+
 net = netguard.net  # the autouse guard, for every test in this module
 
 BIG = 200_000

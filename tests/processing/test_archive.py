@@ -18,6 +18,8 @@ from processing.documents.archive import check_zip, read_member
 from processing.documents.base import DocumentError, Limits
 from tests import documents
 
+pytestmark = pytest.mark.services_free
+
 MB = 1024 * 1024
 
 ENTITIES = (

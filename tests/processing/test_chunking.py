@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from processing.chunking import chunk_unit, last_heading, split_text, tail
 from processing.documents.base import Block, Unit
+
+pytestmark = pytest.mark.services_free
 
 
 def words(n: int, word: str = "lorem") -> str:

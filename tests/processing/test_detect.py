@@ -17,6 +17,8 @@ from processing.documents.base import DocumentError
 from processing.documents.detect import detect_format, guess_encoding
 from tests import documents
 
+pytestmark = pytest.mark.services_free
+
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
     path = tmp_path / name

@@ -15,6 +15,8 @@ from processing.documents.base import Block, Document, DocumentError, Limits, Un
 from processing.documents.text import clean, clean_code, one_line, sections, table_block
 from tests import documents
 
+pytestmark = pytest.mark.services_free
+
 
 def read_all(path: Path, limits: Limits | None = None) -> tuple[Document, list[Unit]]:
     document = open_document(path, limits or Limits())

@@ -16,6 +16,8 @@ from processing.documents.base import Block, Document, DocumentError, Limits, Un
 from tests import documents
 from tests.documents import Sample
 
+pytestmark = pytest.mark.services_free
+
 
 def read_all(path: Path, limits: Limits | None = None) -> tuple[Document, list[Unit]]:
     document = open_document(path, limits or Limits())

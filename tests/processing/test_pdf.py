@@ -25,6 +25,8 @@ from processing.documents.pdf import glyphs, layout, ocr
 from tests import documents
 from tests.documents import Sample
 
+pytestmark = pytest.mark.services_free
+
 BOOK = "pdf/GeoTopo-komprimiert.pdf"
 IMAGE_ONLY = "pdf/base64image.pdf"
 NO_OCR = Limits(ocr=False)

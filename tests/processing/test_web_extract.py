@@ -15,6 +15,8 @@ from processing.documents.html import decode_html
 from processing.web import extract
 from processing.web.extract import Page, extract_page
 
+pytestmark = pytest.mark.services_free
+
 TARGET = 0.97
 
 # Sentences long enough that trafilatura takes them for an article's prose.

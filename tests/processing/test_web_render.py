@@ -40,6 +40,8 @@ from tests.helpers import ROOT
 from tests.netguard import Net, guarded_network
 from tests.origin import Origin, OriginHandler, redirect_to_query, serving, trickle
 
+pytestmark = pytest.mark.services_free
+
 net = netguard.net  # the autouse guard, for every test in this module
 
 SCRIPT_TEXT = "Written by a script from JSON, nowhere in the HTML the server sent."
