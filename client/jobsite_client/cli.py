@@ -8,9 +8,13 @@ command prints the API's JSON instead of tables.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +74,12 @@ json_option = click.option(
 
 def _params(pairs: tuple[str, ...], raw: str | None) -> dict[str, Any]:
     """``--params '{...}'`` and ``-p key=value`` (a value that is JSON is read as JSON)."""
-    params: dict[str, Any] = json.loads(raw) if raw else {}
+    try:
+        params = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--params") from None
+    if not isinstance(params, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--params")
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
@@ -123,8 +132,42 @@ def submit(
     sys.exit(EXIT.get(final.status, ERROR_EXIT))
 
 
+class _GaveUp(Exception):
+    """``--timeout`` ran out while waiting."""
+
+
+@contextlib.contextmanager
+def _deadline(timeout: float | None) -> Iterator[None]:
+    """``_GaveUp`` after ``timeout`` seconds, even in the middle of a read: a job that
+    sits still sends no event to check the time on (keepalives do not reach the caller).
+    Where there is no SIGALRM (Windows), the time is checked at each change instead."""
+    if timeout is None or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _GaveUp
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _follow(obj: Context, job_id: str, timeout: float | None) -> Any:
     """Follow the job's stream: a live bar on a terminal, a line per change elsewhere."""
+    try:
+        with _deadline(timeout):
+            return _stream(obj, job_id, timeout)
+    except _GaveUp:
+        err.print(f"gave up waiting after {timeout:g} s; the job goes on")
+        sys.exit(ERROR_EXIT)
+
+
+def _stream(obj: Context, job_id: str, timeout: float | None) -> Any:
     started = time.monotonic()
     terminal = err.is_terminal
     columns = (
@@ -144,8 +187,7 @@ def _follow(obj: Context, job_id: str, timeout: float | None) -> Any:
                 if not terminal:
                     err.print(f"{state['status']:<10} {progress:5.1f}%  {step}".rstrip())
                 if timeout is not None and time.monotonic() - started > timeout:
-                    err.print(f"gave up waiting after {timeout:g} s; the job goes on")
-                    sys.exit(ERROR_EXIT)
+                    raise _GaveUp
         except JobsiteError as exc:
             err.print(f"[red]{exc}[/]")
             sys.exit(ERROR_EXIT)
@@ -160,11 +202,8 @@ def _follow(obj: Context, job_id: str, timeout: float | None) -> Any:
 @click.pass_obj
 def list_jobs(obj: Context, status: str | None, job_type: str | None, limit: int) -> None:
     """Your jobs, newest first."""
-    jobs = []
-    for job in obj.client.jobs.list(status=status, type=job_type, limit=min(limit, 500)):
-        jobs.append(job)
-        if len(jobs) >= limit:
-            break
+    jobs = _call(lambda: _first(obj.client.jobs.list(status=status, type=job_type,
+                                                     limit=min(limit, 500)), limit))  # fmt: skip
     _print(obj, [j.raw for j in jobs], lambda: out.print(_jobs_table(jobs)))
 
 
@@ -206,18 +245,29 @@ def restart(obj: Context, job_id: str) -> None:
 def watch(obj: Context, interval: float, once: bool) -> None:
     """A live table of your running and pending jobs (Ctrl-C to stop)."""
 
-    def table() -> Table:
-        going = list(obj.client.jobs.list(status="running,pending,retrying", limit=50))[:50]
-        return _jobs_table(going, title=f"{len(going)} going")
+    def going() -> list[Any]:
+        return _first(obj.client.jobs.list(status="running,pending,retrying", limit=50), 50)
 
-    if once or not out.is_terminal:
-        out.print(table())
+    def table(jobs: list[Any], trouble: str = "") -> Table:
+        title = f"{len(jobs)} going" + (f" [red](as of before: {trouble})[/]" if trouble else "")
+        return _jobs_table(jobs, title=title)
+
+    if obj.as_json:
+        click.echo(json.dumps([job.raw for job in _call(going)], indent=2))
         return
-    with Live(table(), console=out, refresh_per_second=4) as live:
+    jobs = _call(going)
+    if once or not out.is_terminal:
+        out.print(table(jobs))
+        return
+    with Live(table(jobs), console=out, refresh_per_second=4) as live:
         try:
             while True:
                 time.sleep(interval)
-                live.update(table())
+                try:  # the server may blip: say so and keep the last table, then try again
+                    jobs = going()
+                    live.update(table(jobs))
+                except JobsiteError as exc:
+                    live.update(table(jobs, trouble=exc.code or str(exc.status)))
         except KeyboardInterrupt:
             pass
 
@@ -261,6 +311,10 @@ def search(obj: Context, query: str, collection: str | None, limit: int) -> None
         out.print(table)
 
     _print(obj, hits, render)
+
+
+def _first(jobs: Iterator[Any], limit: int) -> list[Any]:
+    return list(itertools.islice(jobs, limit))
 
 
 def _jobs_table(jobs: list[Any], title: str | None = None) -> Table:

@@ -27,7 +27,7 @@ def run(web, api):
     def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "jobsite_client.cli", *args],
-            env=env,
+            env=kwargs.pop("env", env),
             capture_output=True,
             text=True,
             timeout=120,
@@ -109,3 +109,26 @@ def test_a_file_is_submitted_and_lists_show_and_search_answer(run, user, tmp_pat
 def test_every_command_has_help(run, command):
     shown = run(command, "--help")
     assert shown.returncode == 0 and "Usage: " in shown.stdout
+
+
+def test_timeout_gives_up_on_a_job_that_sends_nothing(run):
+    """One step of 30 s: after "running" the stream is silent (keepalives only), so the
+    deadline must interrupt the read rather than wait for a change."""
+    started = time.monotonic()
+    done = run("submit", "--type", "echo", "-p", "duration_s=30", "-p", "steps=1",
+               "--wait", "--timeout", "2")  # fmt: skip
+    took = time.monotonic() - started
+    assert done.returncode == 4, done.stderr
+    assert "gave up waiting after 2 s; the job goes on" in done.stderr
+    assert took < 15, took
+
+
+def test_bad_input_and_refusals_exit_as_documented_without_a_traceback(run):
+    bad = run("submit", "--type", "echo", "--params", "{nope")
+    assert bad.returncode == 2 and "not JSON" in bad.stderr
+    assert run("submit", "--type", "echo", "--params", "[1]").returncode == 2
+    wrong = {**run.env, "JOBSITE_API_KEY": "jsk_wrong"}
+    for command in (["list"], ["watch", "--once"], ["watch", "--json"]):
+        refused = run(*command, env=wrong)
+        assert refused.returncode == 4, (command, refused.stderr)
+        assert "Traceback" not in refused.stderr and "401" in refused.stderr
