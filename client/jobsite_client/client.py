@@ -247,6 +247,11 @@ def _refused_for_now(exc: errors.JobsiteError) -> bool:
     return exc.status in RETRY_STATUSES
 
 
+def _next_page(page: dict[str, Any]) -> _Call | None:
+    """The call for the page after ``page`` (its ``next`` link keeps the query)."""
+    return _Call("GET", page["next"]) if page.get("next") else None
+
+
 def _remaining(deadline: float | None) -> float:
     return POLL_SECONDS if deadline is None else min(POLL_SECONDS, deadline - time.monotonic())
 
@@ -347,7 +352,7 @@ class Jobs:
         while call is not None:
             page = self._client.send(call)
             yield from (Job.of(raw) for raw in page["results"])
-            call = _Call("GET", page["next"]) if page.get("next") else None
+            call = _next_page(page)
 
     def cancel(self, job_id: str) -> Job:
         body = self._client.send(_Call("POST", f"/api/v1/jobs/{job_id}/cancel/"))
@@ -442,10 +447,15 @@ class Collections:
     def get(self, collection_id: str) -> dict[str, Any]:
         return self._client.send(_Call("GET", f"/api/v1/collections/{collection_id}/"))
 
-    def list(self) -> list[dict[str, Any]]:
-        return self._client.send(_Call("GET", "/api/v1/collections/", params={"limit": 500}))[
-            "results"
-        ]
+    def list(self, *, limit: int = 500) -> list[dict[str, Any]]:
+        """All your collections, newest first: every page of ``limit``."""
+        found: list[dict[str, Any]] = []
+        call: _Call | None = _Call("GET", "/api/v1/collections/", params={"limit": limit})
+        while call is not None:
+            page = self._client.send(call)
+            found += page["results"]
+            call = _next_page(page)
+        return found
 
     def delete(self, collection_id: str) -> Job | None:
         """None when deleted at once; the job deleting it when it is big."""
@@ -553,7 +563,7 @@ class AsyncJobs:
             page = await self._client.send(call)
             for raw in page["results"]:
                 yield Job.of(raw)
-            call = _Call("GET", page["next"]) if page.get("next") else None
+            call = _next_page(page)
 
     async def cancel(self, job_id: str) -> Job:
         body = await self._client.send(_Call("POST", f"/api/v1/jobs/{job_id}/cancel/"))
@@ -637,9 +647,14 @@ class AsyncCollections:
     async def get(self, collection_id: str) -> dict[str, Any]:
         return await self._client.send(_Call("GET", f"/api/v1/collections/{collection_id}/"))
 
-    async def list(self) -> list[dict[str, Any]]:
-        call = _Call("GET", "/api/v1/collections/", params={"limit": 500})
-        return (await self._client.send(call))["results"]
+    async def list(self, *, limit: int = 500) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        call: _Call | None = _Call("GET", "/api/v1/collections/", params={"limit": limit})
+        while call is not None:
+            page = await self._client.send(call)
+            found += page["results"]
+            call = _next_page(page)
+        return found
 
     async def delete(self, collection_id: str) -> Job | None:
         body = await self._client.send(_Call("DELETE", f"/api/v1/collections/{collection_id}/"))

@@ -89,6 +89,10 @@ def test_a_retried_create_never_makes_two_jobs(client):
 def test_files_batches_collections_and_search(client, user, tmp_path):
     collection = client.collections.create("notes")
     assert client.collections.get(collection["id"])["name"] == "notes"
+    for n in range(4):
+        client.collections.create(f"more {n}")
+    listed = client.collections.list(limit=2)  # three pages
+    assert [c["name"] for c in listed] == ["more 3", "more 2", "more 1", "more 0", "notes"]
     services.memories_store(
         collection_id=collection["id"],
         job_id=None,
@@ -124,6 +128,9 @@ def test_the_async_client_makes_the_same_calls(web, api):
             batch = await client.batches.create([{"type": "echo"}])
             found = await client.memories.search("nothing", limit=1)
             assert (await client.collections.create("async"))["name"] == "async"
+            await client.collections.create("async 2")
+            names = [c["name"] for c in await client.collections.list(limit=1)]
+            assert names == ["async 2", "async"]
             return [done.status, states[-1], str(job.id in listed), str(len(batch.job_ids)),
                     str(found)]  # fmt: skip
 
