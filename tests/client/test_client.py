@@ -311,6 +311,14 @@ def test_a_stream_that_cannot_reconnect_gives_up_after_growing_waits():
     waits = [b - a for a, b in itertools.pairwise(attempts)]
     assert len(attempts) == 4 and waits[1] >= 0.5 and waits[2] >= 1.0
 
+    async def follow() -> None:
+        async with AsyncJobsite(f"http://127.0.0.1:{port}", "jsk_any", retries=2) as client:
+            async for _ in client.jobs.stream("00000000-0000-4000-8000-000000000000"):
+                pass
+
+    with pytest.raises(ServerError, match="3 times in a row"):
+        asyncio.run(follow())
+
 
 BLOCKER = """
 import importlib.abc, sys
