@@ -346,23 +346,22 @@ def _running(process: psutil.Process) -> bool:
         return False
 
 
-def _outside_the_tree(directory: Path) -> list[psutil.Process]:
-    """Our processes that are not in the browser's tree: the crash handlers, which Chromium
-    double-forks into sessions of their own (no group kill reaches them) and which outlive
-    a killed browser by seconds. They name the profile on their command line.
+def _naming_the_profile(directory: Path) -> list[psutil.Process]:
+    """Our processes that name the profile on their command line: the browser's tree, and
+    what is outside it, the crash handlers, which Chromium double-forks into sessions of
+    their own (no group kill reaches them) and which outlive a killed browser by seconds.
 
     (``--disable-crashpad-for-testing`` would not start them, but Chromium 156 then aborts
     most loads.)
     """
     found = []
     uid = os.getuid()
+    inside = f"{directory}{os.sep}"  # not a sibling whose name begins with ours
+    # A process we may not read has None for what it hides (``ad_value``): not ours.
     for process in psutil.process_iter(["uids", "cmdline"]):
-        with contextlib.suppress(psutil.Error, TypeError):
-            info = process.info
-            if info["uids"].real == uid and any(
-                str(directory) in part for part in info["cmdline"] or ()
-            ):
-                found.append(process)
+        uids, cmdline = process.info["uids"], process.info["cmdline"] or ()
+        if uids is not None and uids.real == uid and any(inside in p for p in cmdline):
+            found.append(process)
     return found
 
 
@@ -538,7 +537,7 @@ class _Browser:
             os.killpg(self.process.pid, signal.SIGKILL)
         self._tree()
         with self._lock:
-            for process in _outside_the_tree(self.directory):
+            for process in _naming_the_profile(self.directory):
                 self._seen.setdefault(process.pid, process)
             seen = list(self._seen.values())
         for process in seen:

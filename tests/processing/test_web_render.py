@@ -476,6 +476,34 @@ def test_the_browser_dies_with_its_worker(chromium: str) -> None:
     assert not profile.exists()
 
 
+def test_a_killed_browser_takes_its_crash_handlers_with_it(chromium: str) -> None:
+    """Chromium double-forks its crash handlers into sessions of their own: no group kill
+    and no walk of the tree reaches them, and after a SIGKILL they outlive the browser by
+    seconds. The kill finds them by the profile on their command line."""
+    browser = render_module._Browser(
+        chromium, proxy_url="http://127.0.0.1:9", memory_mb=900, images=False
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            tree = {process.pid for process in browser._tree()}
+            named = render_module._naming_the_profile(browser.directory)
+            if handlers := [process for process in named if process.pid not in tree]:
+                break
+            assert time.monotonic() < deadline, "no crash handler started"
+            time.sleep(0.1)
+        assert all("crashpad" in process.name() for process in handlers)
+        for process in handlers:  # a loaded machine, where they would not get to run
+            process.suspend()
+        browser.kill()  # as the memory watchdog does
+    finally:
+        browser.close()
+        left = running_with(str(browser.directory))
+        for process in left:
+            process.kill()
+    assert left == []
+
+
 def test_the_sweep_spares_profiles_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     live, dead, young = (tmp_path / f"jobsite-render-{name}" for name in ("a", "b", "c"))
