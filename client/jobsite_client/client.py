@@ -71,10 +71,11 @@ _NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 # Sent again after these only when that is harmless (``_Call.replayable``): the server may
 # have acted on the request before its answer was lost.
 _ANSWER_LOST = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ReadTimeout)
+_TRANSPORT = (*_NOTHING_SENT, *_ANSWER_LOST)
 
 
 def _retrying_kwargs(retries: int, replayable: bool) -> dict[str, Any]:
-    lost = _NOTHING_SENT + _ANSWER_LOST if replayable else _NOTHING_SENT
+    lost = _TRANSPORT if replayable else _NOTHING_SENT
     return {
         "stop": stop_after_attempt(retries + 1),
         "wait": _wait,
@@ -147,30 +148,22 @@ def _settings(base_url: str | None, api_key: str | None) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _opened(file: str | Path | BinaryIO | None) -> Iterator[BinaryIO | None]:
-    """A path opened for the upload and closed after it; an open file is the caller's.
-    (httpx reads it from the start on each attempt: a retried upload sends it whole.)"""
-    if isinstance(file, (str, Path)):
-        with open(file, "rb") as handle:
-            yield handle
-    else:
-        yield file
-
-
 def _create_call(
     *,
     type: str,
     params: dict[str, Any] | None,
-    file: BinaryIO | None,
+    file: str | Path | BinaryIO | None,
     file_url: str | None,
     collection_id: str | None,
     callback_url: str | None,
     idempotency_key: str | None,
     priority: int | None,
     run_at: str | None,
-) -> _Call:
+) -> Iterator[_Call]:
     """``POST /jobs/``: JSON, or multipart when a file goes with it. Hebbrix's shortcuts
-    (``file_url``, ``collection_id`` beside ``type``) go into params."""
+    (``file_url``, ``collection_id`` beside ``type``) go into params. A path is opened for
+    the upload and closed after it; an open file is the caller's. (httpx reads it from the
+    start on each attempt: a retried upload sends it whole.)"""
     merged = dict(params or {})
     if file_url is not None:
         merged["file_url"] = file_url
@@ -180,13 +173,15 @@ def _create_call(
     extra = {"callback_url": callback_url, "priority": priority, "run_at": run_at}
     extra = {k: v for k, v in extra.items() if v is not None}
     if file is None:
-        return _Call("POST", "/api/v1/jobs/", json={"type": type, "params": merged, **extra},
-                     headers=headers)  # fmt: skip
-    handle = file
-    name = Path(getattr(handle, "name", "upload")).name
+        yield _Call("POST", "/api/v1/jobs/", json={"type": type, "params": merged, **extra},
+                    headers=headers)  # fmt: skip
+        return
     data = {"type": type, "params": json.dumps(merged), **{k: str(v) for k, v in extra.items()}}
-    return _Call("POST", "/api/v1/jobs/", data=data, files={"file": (name, handle)},
-                 headers=headers)  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(open(file, "rb")) if isinstance(file, (str, Path)) else file
+        name = Path(getattr(handle, "name", "upload")).name
+        yield _Call("POST", "/api/v1/jobs/", data=data, files={"file": (name, handle)},
+                    headers=headers)  # fmt: skip
 
 
 def _list_call(status: str | None, type: str | None, limit: int) -> _Call:
@@ -210,8 +205,6 @@ def _batch_call(jobs: list[dict[str, Any]], callback_url: str | None, key: str |
                  headers={"Idempotency-Key": key or f"jsc-{uuid.uuid4()}"})  # fmt: skip
 
 
-# What ends a stream's connection before the job ends: it is opened again.
-_STREAM_DROPS = (*_NOTHING_SENT, *_ANSWER_LOST)
 # The server sends a keepalive every 15 s: a stream silent for 60 s is dead (a half-open
 # connection after a network change) and is opened again.
 _STREAM_TIMEOUT = httpx.Timeout(30.0, read=60.0)
@@ -230,7 +223,10 @@ class _Reconnects:
         self.failures = 0
 
     def dropped(self, reason: object) -> float:
-        """Seconds to wait before opening it again; ``ServerError`` when it is time to stop."""
+        """Seconds to wait before opening it again; ``ServerError`` when it is time to stop.
+        An error answer is raised as it is, unless it asks to come back later (429, 503)."""
+        if isinstance(reason, errors.JobsiteError) and reason.status not in RETRY_STATUSES:
+            raise reason
         self.failures += 1
         if self.failures > self.retries:
             raise errors.ServerError(
@@ -240,11 +236,6 @@ class _Reconnects:
         if self.failures == 1:
             return 0.0
         return min(30.0, 0.5 * 2 ** (self.failures - 2)) + random.uniform(0, 0.5)
-
-
-def _refused_for_now(exc: errors.JobsiteError) -> bool:
-    """A stream the server would not open yet (429, 503): asked again like a drop."""
-    return exc.status in RETRY_STATUSES
 
 
 def _next_page(page: dict[str, Any]) -> _Call | None:
@@ -333,12 +324,11 @@ class Jobs:
         priority: int | None = None,
         run_at: str | None = None,
     ) -> Job:
-        with _opened(file) as handle:
-            call = _create_call(
-                type=type, params=params, file=handle, file_url=file_url,
-                collection_id=collection_id, callback_url=callback_url,
-                idempotency_key=idempotency_key, priority=priority, run_at=run_at,
-            )  # fmt: skip
+        with _create_call(
+            type=type, params=params, file=file, file_url=file_url,
+            collection_id=collection_id, callback_url=callback_url,
+            idempotency_key=idempotency_key, priority=priority, run_at=run_at,
+        ) as call:  # fmt: skip
             return Job.of(self._client.send(call))
 
     def get(self, job_id: str) -> Job:
@@ -404,11 +394,7 @@ class Jobs:
                         yield state
                         if state.get("status") in TERMINAL:
                             return
-            except _STREAM_DROPS as exc:
-                reason = exc
-            except errors.JobsiteError as exc:
-                if not _refused_for_now(exc):
-                    raise
+            except (*_TRANSPORT, errors.JobsiteError) as exc:
                 reason = exc
             # Dropped, or ended early (a web process restarting): resume after the last
             # event seen.
@@ -545,12 +531,11 @@ class AsyncJobs:
         priority: int | None = None,
         run_at: str | None = None,
     ) -> Job:
-        with _opened(file) as handle:
-            call = _create_call(
-                type=type, params=params, file=handle, file_url=file_url,
-                collection_id=collection_id, callback_url=callback_url,
-                idempotency_key=idempotency_key, priority=priority, run_at=run_at,
-            )  # fmt: skip
+        with _create_call(
+            type=type, params=params, file=file, file_url=file_url,
+            collection_id=collection_id, callback_url=callback_url,
+            idempotency_key=idempotency_key, priority=priority, run_at=run_at,
+        ) as call:  # fmt: skip
             return Job.of(await self._client.send(call))
 
     async def get(self, job_id: str) -> Job:
@@ -611,11 +596,7 @@ class AsyncJobs:
                         yield state
                         if state.get("status") in TERMINAL:
                             return
-            except _STREAM_DROPS as exc:
-                reason = exc
-            except errors.JobsiteError as exc:
-                if not _refused_for_now(exc):
-                    raise
+            except (*_TRANSPORT, errors.JobsiteError) as exc:
                 reason = exc
             await asyncio.sleep(reconnects.dropped(reason))
 

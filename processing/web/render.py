@@ -536,8 +536,9 @@ class _Browser:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self._tree()
+        named = _naming_the_profile(self.directory)
         with self._lock:
-            for process in _naming_the_profile(self.directory):
+            for process in named:
                 self._seen.setdefault(process.pid, process)
             seen = list(self._seen.values())
         for process in seen:

@@ -71,6 +71,8 @@ def test_errors_are_exceptions_with_the_api_s_code(client, web):
     with pytest.raises(NotFound) as missing:
         client.jobs.get("00000000-0000-4000-8000-000000000000")
     assert missing.value.status == 404 and missing.value.code == "not_found"
+    with pytest.raises(NotFound):  # an answer, not a drop: raised, not retried
+        list(client.jobs.stream("00000000-0000-4000-8000-000000000000"))
     with pytest.raises(InvalidRequest) as bad:
         client.jobs.create(type="no_such_type")
     assert bad.value.status == 400 and "type" in bad.value.details
